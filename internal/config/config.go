@@ -1,0 +1,43 @@
+// Package config reads mailroom.conf, the one configuration file every
+// mailroom program shares (mailroom.conf(5) documents each key).
+//
+// Format: UTF-8 lines of "key = value"; '#' starts a comment line; blank
+// lines are ignored; "[name]" starts a section. Keys before any section are
+// common to all programs; [deliver], [smtpd], [imapd], [pop3d], [sendmail]
+// hold one program's keys. An unknown key, a bad value or a repeated key is an
+// error naming file:line. Flags override file values.
+package config
+
+import "time"
+
+// Default path of the configuration file.
+const DefaultPath = "/etc/mailroom/mailroom.conf"
+
+// Config is the whole file, typed. Zero values are never used directly:
+// Default() fills every field, and Load overlays the file on it.
+type Config struct {
+	// Common (top of file, no section).
+	Hostname           string   // hostname: used in Maildir names, Received lines, banners; default os.Hostname()
+	Domains            []string // domains: hosted domains (lower-case); mail for them is local
+	MailRoot           string   // mail_root: Maildirs live in <mail_root>/<domain>/<localpart>/
+	PasswdFile         string   // passwd_file: users, Dovecot passwd-file syntax
+	AliasesFile        string   // aliases_file: aliases(5) plus user@domain forms
+	SpoolDir           string   // spool_dir: the queue shared by smtpd, sendmail, deliver
+	RecipientDelimiter string   // recipient_delimiter: sub-address separators, e.g. "+"; "" disables
+	LogFormat          string   // log_format: "logfmt" (stderr) or "syslog"
+	LogLevel           string   // log_level: debug, info, warn, error
+
+	Deliver DeliverConfig
+}
+
+// DeliverConfig is the [deliver] section.
+type DeliverConfig struct {
+	Quota            int64         // quota: default per-user storage quota in bytes (0 = none); suffixes k M G
+	QuotaMessages    int64         // quota_messages: default per-user message-count quota (0 = none)
+	OverQuota        string        // over_quota: "tempfail" (exit 75, retried) or "bounce" (permanent)
+	AllowPipeTargets bool          // allow_pipe_targets: aliases may name "|command"
+	AllowFileTargets bool          // allow_file_targets: aliases may name "/path/file"
+	ExtensionFolder  bool          // extension_folder: user+ext delivers into folder .ext when it exists
+	LockTimeout      time.Duration // lock_timeout: how long to wait for dovecot-uidlist.lock etc.
+	MaxMessageSize   int64         // max_message_size: bigger messages are refused (65 / 5.3.4)
+}

@@ -1,0 +1,22 @@
+// Package maildir is mailroom's storage engine: the one place that reads and
+// writes Maildirs, shared by deliver, imapd and pop3d.
+//
+// On-disk contract (see mailroom-maildir(5) and docs/formats.md):
+//
+//   - A mailbox is a Maildir: tmp/, new/, cur/ on one file system. A message
+//     is written in tmp/, fsync'd, then linked or renamed into new/, and new/
+//     is fsync'd before a delivery is reported done. Nothing half-written is
+//     ever visible in new/ or cur/.
+//   - File names are <secs>.M<usec>P<pid>Q<n>.<host>,S=<size>,W=<crlf-size>
+//     with an optional :2,<flags> info part; flags D F P R S T in ASCII order,
+//     then keyword slots a–z.
+//   - A user's Maildir is a Maildir++ root: folders are sibling directories
+//     .Name and .Parent.Child (names in modified UTF-7), each holding a
+//     maildirfolder file; subscriptions lists subscribed folders.
+//   - UIDs, UIDVALIDITY and keyword names live in Dovecot's dovecot-uidlist
+//     (version 3) and dovecot-keywords files, written under
+//     dovecot-uidlist.lock exactly as Dovecot writes them, so a Maildir moves
+//     between Dovecot and mailroom with UIDs, flags and keywords intact.
+//   - Quotas are Maildir++ maildirsize files at the root.
+//   - The mtime of a message file is its INTERNALDATE and is never changed.
+package maildir

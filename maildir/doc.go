@@ -12,11 +12,17 @@
 //     then keyword slots a–z.
 //   - A user's Maildir is a Maildir++ root: folders are sibling directories
 //     .Name and .Parent.Child (names in modified UTF-7), each holding a
-//     maildirfolder file; subscriptions lists subscribed folders.
+//     maildirfolder file; a folder's parents need not exist. Folders are
+//     created under tmp/ and renamed into place, and deleted by renaming
+//     them under tmp/ first, so no half-made folder is ever visible.
+//   - subscriptions is in Dovecot 2.3's version 2 layout: "V\t2\n\n", then
+//     one name per line, levels in modified UTF-7 separated by TAB.
 //   - UIDs, UIDVALIDITY and keyword names live in Dovecot's dovecot-uidlist
 //     (version 3) and dovecot-keywords files, written under
 //     dovecot-uidlist.lock exactly as Dovecot writes them, so a Maildir moves
 //     between Dovecot and mailroom with UIDs, flags and keywords intact.
-//   - Quotas are Maildir++ maildirsize files at the root.
+//   - Quotas are Maildir++ maildirsize files at the root: a definition line
+//     "<bytes>S,<count>C", then "<bytes> <count>" change lines appended in
+//     one write each; rebuilt from the messages when stale.
 //   - The mtime of a message file is its INTERNALDATE and is never changed.
 package maildir

@@ -51,11 +51,22 @@ const MaxKeywords = 26
 // Has reports whether slot n is set.
 func (k Keywords) Has(n int) bool { return n >= 0 && n < MaxKeywords && k&(1<<n) != 0 }
 
-// With returns k with slot n set.
-func (k Keywords) With(n int) Keywords { return k | 1<<n }
+// With returns k with slot n set; a slot outside 0–25 leaves k unchanged.
+func (k Keywords) With(n int) Keywords {
+	if n < 0 || n >= MaxKeywords {
+		return k
+	}
+	return k | 1<<n
+}
 
-// Without returns k with slot n cleared.
-func (k Keywords) Without(n int) Keywords { return k &^ (1 << n) }
+// Without returns k with slot n cleared; a slot outside 0–25 leaves k
+// unchanged.
+func (k Keywords) Without(n int) Keywords {
+	if n < 0 || n >= MaxKeywords {
+		return k
+	}
+	return k &^ (1 << n)
+}
 
 // String returns the slot letters in ASCII order, e.g. "ac".
 func (k Keywords) String() string {

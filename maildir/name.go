@@ -68,7 +68,10 @@ func ParseName(s string) (Name, error) {
 // requires. A name without info part gets one only if flags or keywords are
 // set, so a message in new/ keeps its bare name.
 func (n Name) String() string {
-	if strings.HasPrefix(n.Other, ":") {
+	if !n.HasInfo && strings.HasPrefix(n.Other, ":") {
+		// An info part other than ":2," (e.g. experimental ":1,"), kept
+		// verbatim. With HasInfo set, a leading ':' in Other is only an
+		// unknown letter of a ":2," info.
 		return n.Base + n.Other
 	}
 	letters := n.Flags.String() + n.Keywords.String()

@@ -1,0 +1,471 @@
+package maildir
+
+// Delivery, maildir(5) with one message fanned out to several Maildirs:
+//
+//  1. Every target is checked (confinement, folder present) and its root
+//     created if missing.
+//  2. The message is read once, streamed into tmp/<unique> of the first
+//     usable target while S and W are counted, and fsync'd.
+//  3. For each target: quota check, link(2) into new/<unique>,S=..,W=..
+//     (a copy when the target is on another file system), fsync of new/,
+//     then "<size> 1" appended to maildirsize.
+//  4. The tmp file is unlinked.
+//
+// A delivery is done only once new/ has been fsync'd. A target that fails
+// at any step has nothing left in its new/. The mtime of the delivered file
+// is its IMAP INTERNALDATE: it is set by the write and never touched again.
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"mailroom/internal/fsx"
+)
+
+var (
+	// ErrQuota: the message would take the target over its quota.
+	ErrQuota = errors.New("maildir: quota exceeded")
+	// ErrTooBig: the message is larger than Deliverer.MaxSize.
+	ErrTooBig = errors.New("maildir: message too big")
+	// ErrNoFolder: the folder does not exist (or its name is invalid).
+	ErrNoFolder = errors.New("maildir: no such folder")
+	// ErrUnsafePath: the Maildir resolves outside Deliverer.Confine.
+	ErrUnsafePath = errors.New("maildir: path outside the confinement directory")
+)
+
+// Quota is a Maildir++ quota; 0 on an axis means no limit on it.
+type Quota struct{ Bytes, Messages int64 }
+
+// Target is one Maildir to deliver into.
+type Target struct {
+	Root   string // the user's Maildir++ root (its INBOX); maildirsize lives here
+	Folder string // "" = INBOX; else a folder name, UTF-8, "/" between levels
+	Quota  Quota  // enforced at delivery; the configured limit is authoritative
+}
+
+// Deliverer writes messages into Maildirs. Its fields are read-only once
+// deliveries start; it is safe for concurrent use.
+type Deliverer struct {
+	Host    string           // host name for unique names; "" = os.Hostname
+	Confine string           // if set, refuse any Root whose resolved path is outside it
+	MaxSize int64            // if > 0, a larger message fails with ErrTooBig
+	Now     func() time.Time // clock for unique names; nil = time.Now
+}
+
+// Result is the outcome of one target.
+type Result struct {
+	Target Target
+	Path   string // the delivered file in new/, when Err is nil
+	Err    error
+}
+
+// deliverCopyBuffer is the streaming buffer: messages can be 100 MB and
+// are never held in memory.
+const deliverCopyBuffer = 128 << 10
+
+// deliverBuffers recycles streaming buffers between deliveries.
+var deliverBuffers = sync.Pool{New: func() any { return new([deliverCopyBuffer]byte) }}
+
+// deliverHostname caches os.Hostname for Deliverers without Host.
+var deliverHostname = sync.OnceValues(os.Hostname)
+
+// Create makes path a Maildir: path/tmp, path/new and path/cur, mode 0700,
+// with any missing parents. It is idempotent. Every directory it creates is
+// made durable (its parent fsync'd), so a message delivered into it right
+// after survives a crash.
+func Create(path string) error {
+	for _, sub := range []string{"tmp", "new", "cur"} {
+		if err := deliverMkdirAll(filepath.Join(path, sub)); err != nil {
+			return fmt.Errorf("maildir: create %s: %w", path, err)
+		}
+	}
+	return nil
+}
+
+// deliverMkdirAll is os.MkdirAll(dir, 0700) that fsyncs the parent of
+// each directory it creates. Recursion is bounded by the path's depth.
+func deliverMkdirAll(dir string) error {
+	st, err := os.Stat(dir)
+	if err == nil {
+		if !st.IsDir() {
+			return &fs.PathError{Op: "mkdir", Path: dir, Err: syscall.ENOTDIR}
+		}
+		return nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := deliverMkdirAll(parent); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return fsx.SyncDir(parent)
+}
+
+// Deliver reads msg once and delivers it to every target. The returned
+// error is for failures that hit every target (reading msg, writing the
+// tmp file, too big); per-target failures (ErrQuota, ErrNoFolder,
+// ErrUnsafePath, I/O on that target) are in the matching Result.Err.
+// Results are in the order of targets.
+func (d *Deliverer) Deliver(msg io.Reader, targets []Target) ([]Result, error) {
+	results := make([]Result, len(targets))
+	dirs := make([]string, len(targets))
+	var usable []int
+	confine, err := d.confineRoot()
+	if err != nil {
+		return results, err
+	}
+	for i, t := range targets {
+		results[i].Target = t
+		dirs[i], results[i].Err = deliverPrepare(t, confine)
+		if results[i].Err == nil {
+			usable = append(usable, i)
+		}
+	}
+	if len(usable) == 0 {
+		return results, nil
+	}
+	host, err := d.host()
+	if err != nil {
+		return results, err
+	}
+	base := UniqueBase(d.now(), host)
+	src := filepath.Join(dirs[usable[0]], "tmp", base)
+	size, err := d.writeTmp(src, msg)
+	if err != nil {
+		for _, i := range usable {
+			results[i].Err = err
+		}
+		return results, err
+	}
+	// The tmp file has served its purpose whatever happened to each
+	// target. Failing to unlink it does not undo any delivery; a leftover
+	// is swept by readers after 36 hours (maildir(5)).
+	defer os.Remove(src)
+	name := WithSizes(base, size.Size, size.VSize)
+	for _, i := range usable {
+		results[i].Path, results[i].Err = deliverOne(src, dirs[i], base, name, targets[i], size.Size)
+	}
+	return results, nil
+}
+
+func (d *Deliverer) now() time.Time {
+	if d.Now != nil {
+		return d.Now()
+	}
+	return time.Now()
+}
+
+func (d *Deliverer) host() (string, error) {
+	if d.Host != "" {
+		return d.Host, nil
+	}
+	h, err := deliverHostname()
+	if err != nil {
+		return "", fmt.Errorf("maildir: hostname: %w", err)
+	}
+	return h, nil
+}
+
+// confineRoot resolves Confine once per delivery ("" if unset).
+func (d *Deliverer) confineRoot() (string, error) {
+	if d.Confine == "" {
+		return "", nil
+	}
+	abs, err := filepath.Abs(d.Confine)
+	if err != nil {
+		return "", fmt.Errorf("maildir: confine: %w", err)
+	}
+	resolved, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return "", fmt.Errorf("maildir: confine: %w", err)
+	}
+	return resolved, nil
+}
+
+// writeTmp streams msg into a new file at path, counting its sizes, and
+// fsyncs it. On failure the file is removed.
+func (d *Deliverer) writeTmp(path string, msg io.Reader) (SizeCounter, error) {
+	var cnt SizeCounter
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return cnt, fmt.Errorf("maildir: deliver: %w", err)
+	}
+	err = d.copyMessage(f, &cnt, msg)
+	if err == nil {
+		if err = f.Sync(); err != nil {
+			err = fmt.Errorf("maildir: deliver: fsync: %w", err)
+		}
+	}
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("maildir: deliver: %w", cerr)
+	}
+	if err != nil {
+		if rerr := os.Remove(path); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("maildir: deliver: cleanup: %w", rerr))
+		}
+		return cnt, err
+	}
+	return cnt, nil
+}
+
+// copyMessage copies msg into f and cnt, enforcing MaxSize.
+func (d *Deliverer) copyMessage(f *os.File, cnt *SizeCounter, msg io.Reader) error {
+	src := msg
+	if d.MaxSize > 0 {
+		src = io.LimitReader(msg, d.MaxSize+1)
+	}
+	bp := deliverBuffers.Get().(*[deliverCopyBuffer]byte)
+	defer deliverBuffers.Put(bp)
+	buf := bp[:]
+	for {
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			cnt.Write(buf[:n])
+			if d.MaxSize > 0 && cnt.Size > d.MaxSize {
+				return fmt.Errorf("%w: more than %d bytes", ErrTooBig, d.MaxSize)
+			}
+			if _, err := f.Write(buf[:n]); err != nil {
+				return fmt.Errorf("maildir: deliver: write: %w", err)
+			}
+		}
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			return fmt.Errorf("maildir: deliver: read message: %w", rerr)
+		}
+	}
+}
+
+// deliverPrepare checks a target and returns the Maildir to write into.
+func deliverPrepare(t Target, confine string) (string, error) {
+	root, err := filepath.Abs(t.Root)
+	if err != nil {
+		return "", fmt.Errorf("maildir: deliver: %w", err)
+	}
+	if confine != "" {
+		// Before creating anything: MkdirAll must not build a Maildir
+		// through a symlink that leads out.
+		resolved, err := deliverResolveExisting(root)
+		if err != nil {
+			return "", err
+		}
+		if !deliverInside(resolved, confine) {
+			return "", fmt.Errorf("%w: %s resolves to %s", ErrUnsafePath, t.Root, resolved)
+		}
+	}
+	if err := Create(root); err != nil {
+		return "", err
+	}
+	dir, err := FolderPath(root, t.Folder)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrNoFolder, err)
+	}
+	if dir != root {
+		if err := deliverFolderExists(dir); err != nil {
+			return "", fmt.Errorf("%w: %q: %v", ErrNoFolder, t.Folder, err)
+		}
+	}
+	if confine != "" {
+		if err := deliverCheckConfined(root, dir, confine); err != nil {
+			return "", err
+		}
+	}
+	return dir, nil
+}
+
+// deliverFolderExists checks that dir is a Maildir (tmp, new and cur).
+func deliverFolderExists(dir string) error {
+	for _, sub := range []string{"tmp", "new", "cur"} {
+		st, err := os.Stat(filepath.Join(dir, sub))
+		if err != nil {
+			return err
+		}
+		if !st.IsDir() {
+			return fmt.Errorf("%s/%s is not a directory", dir, sub)
+		}
+	}
+	return nil
+}
+
+// deliverCheckConfined refuses a Maildir whose root, folder, or any of
+// their tmp/new/cur resolves outside confine: a symlink planted inside the
+// user's Maildir must not lead deliveries elsewhere.
+func deliverCheckConfined(root, dir, confine string) error {
+	paths := []string{root}
+	if dir != root {
+		paths = append(paths, dir)
+	}
+	for _, p := range paths {
+		for _, sub := range []string{"", "tmp", "new", "cur"} {
+			path := filepath.Join(p, sub)
+			resolved, err := filepath.EvalSymlinks(path)
+			if err != nil {
+				return fmt.Errorf("%w: %s: %v", ErrUnsafePath, path, err)
+			}
+			if !deliverInside(resolved, confine) {
+				return fmt.Errorf("%w: %s resolves to %s", ErrUnsafePath, path, resolved)
+			}
+		}
+	}
+	return nil
+}
+
+// deliverResolveExisting resolves symlinks in the deepest existing
+// ancestor of path and appends the rest. path is absolute and clean.
+func deliverResolveExisting(path string) (string, error) {
+	var rest []string
+	p := path
+	for i := 0; i < 4096; i++ { // bounded: each step drops one component
+		resolved, err := filepath.EvalSymlinks(p)
+		if err == nil {
+			for j := len(rest) - 1; j >= 0; j-- {
+				resolved = filepath.Join(resolved, rest[j])
+			}
+			return resolved, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("%w: %s: %v", ErrUnsafePath, path, err)
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			break
+		}
+		rest = append(rest, filepath.Base(p))
+		p = parent
+	}
+	return "", fmt.Errorf("%w: cannot resolve %s", ErrUnsafePath, path)
+}
+
+// deliverInside reports whether the resolved path is confine or below it.
+func deliverInside(path, confine string) bool {
+	if path == confine || confine == "/" {
+		return true
+	}
+	return strings.HasPrefix(path, confine+string(filepath.Separator))
+}
+
+// deliverOne puts the message (the fsync'd file src) into the Maildir dir
+// of target t under new/name and returns the path.
+func deliverOne(src, dir, base, name string, t Target, size int64) (string, error) {
+	root, err := filepath.Abs(t.Root)
+	if err != nil {
+		return "", fmt.Errorf("maildir: deliver: %w", err)
+	}
+	_, statErr := os.Stat(filepath.Join(root, QuotaFileName))
+	tracked := !t.Quota.Unlimited() || statErr == nil
+	if !t.Quota.Unlimited() {
+		if err := quotaCheck(root, t.Quota, size); err != nil {
+			return "", err
+		}
+	}
+	newDir := filepath.Join(dir, "new")
+	dst := filepath.Join(newDir, name)
+	if err := deliverLink(src, dir, base, dst); err != nil {
+		return "", err
+	}
+	if err := fsx.SyncDir(newDir); err != nil {
+		return "", deliverUndo(dst, newDir, fmt.Errorf("maildir: deliver: %w", err))
+	}
+	if tracked {
+		if err := deliverTrackQuota(root, size); err != nil {
+			return "", deliverUndo(dst, newDir, err)
+		}
+	}
+	return dst, nil
+}
+
+// deliverTrackQuota appends the delivery to maildirsize. If that fails the
+// file is removed instead, so the next check counts the Maildir (which
+// includes this message); only if both fail is the delivery undone, since
+// a quota file that silently misses messages would never stop a user.
+func deliverTrackQuota(root string, size int64) error {
+	err := AddQuotaUsage(root, size, 1)
+	if err == nil {
+		return nil
+	}
+	rerr := os.Remove(filepath.Join(root, QuotaFileName))
+	if rerr == nil || errors.Is(rerr, fs.ErrNotExist) {
+		return nil
+	}
+	return errors.Join(err, fmt.Errorf("maildir: quota: %w", rerr))
+}
+
+// deliverUndo removes a delivered file after a later step failed, so
+// nothing is left in new/ for a failed target.
+func deliverUndo(dst, newDir string, cause error) error {
+	if err := os.Remove(dst); err != nil {
+		return errors.Join(cause, fmt.Errorf("maildir: deliver: undo: %w", err))
+	}
+	if err := fsx.SyncDir(newDir); err != nil {
+		return errors.Join(cause, err)
+	}
+	return cause
+}
+
+// deliverLink hard-links src to dst. Across file systems (EXDEV), or where
+// the link count is exhausted (EMLINK), it copies src into dir/tmp first.
+func deliverLink(src, dir, base, dst string) error {
+	err := os.Link(src, dst)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, syscall.EXDEV) && !errors.Is(err, syscall.EMLINK) {
+		return fmt.Errorf("maildir: deliver: %w", err)
+	}
+	tmp := filepath.Join(dir, "tmp", base)
+	if err := deliverCopyFile(src, tmp); err != nil {
+		return errors.Join(err, deliverRemoveIfExists(tmp))
+	}
+	lerr := os.Link(tmp, dst)
+	if lerr != nil {
+		lerr = fmt.Errorf("maildir: deliver: %w", lerr)
+	}
+	return errors.Join(lerr, deliverRemoveIfExists(tmp))
+}
+
+// deliverRemoveIfExists unlinks path, ignoring only "does not exist".
+func deliverRemoveIfExists(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("maildir: deliver: cleanup: %w", err)
+	}
+	return nil
+}
+
+// deliverCopyFile copies src to a new file dst and fsyncs it.
+func deliverCopyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("maildir: deliver: copy: %w", err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("maildir: deliver: copy: %w", err)
+	}
+	_, err = io.CopyBuffer(out, in, make([]byte, deliverCopyBuffer))
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("maildir: deliver: copy: %w", err)
+	}
+	return nil
+}

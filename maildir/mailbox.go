@@ -1,0 +1,412 @@
+package maildir
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"mailroom/internal/fsx"
+)
+
+// ErrExpunged is returned for a UID whose message no longer exists.
+var ErrExpunged = errors.New("maildir: message expunged")
+
+// ErrNotMaildir is returned by OpenMailbox for a directory without new/
+// and cur/.
+var ErrNotMaildir = errors.New("maildir: not a Maildir")
+
+// Message is one message of a synced Mailbox.
+type Message struct {
+	UID  uint32
+	Name Name
+	Dir  string // "new" or "cur"
+	Path string // full path of the file as last seen
+	// Size is the size on disk and VSize the size with CRLF line endings,
+	// from the file name's ,S= and ,W= or the uidlist's S and W fields;
+	// -1 if neither says (the caller may stat Path).
+	Size, VSize int64
+}
+
+// Changes lists what a Sync found changed since the previous Sync, other
+// than changes this Mailbox made itself (SetFlags, Expunge, MoveTo). Each
+// list is in ascending UID order.
+type Changes struct {
+	New          []uint32
+	Expunged     []uint32
+	FlagsChanged []uint32
+}
+
+// Empty reports whether nothing changed.
+func (c Changes) Empty() bool {
+	return len(c.New) == 0 && len(c.Expunged) == 0 && len(c.FlagsChanged) == 0
+}
+
+// Mailbox is one Maildir (INBOX or a folder) with its UIDs. Its methods are
+// safe for concurrent use; other processes may use the same Maildir at the
+// same time, coordinating through dovecot-uidlist.lock as Dovecot does.
+type Mailbox struct {
+	path    string
+	lockOpt fsx.DotLockOptions
+
+	mu      sync.Mutex
+	ul      uidlistFile
+	kw      keywordsFile
+	msgs    []Message      // ascending UID
+	byUID   map[uint32]int // UID -> index in msgs
+	byBase  map[string]int // base -> index in msgs
+	pending Changes        // found by internal syncs, not yet returned
+	quick   syncQuickState // to skip a sync when nothing changed
+	// absentPrev holds the bases of uidlist records that had no file at
+	// the previous sync; only those may be compressed away.
+	absentPrev map[string]bool
+}
+
+// OpenMailbox opens the Maildir at path and syncs it once.
+func OpenMailbox(path string) (*Mailbox, error) {
+	for _, d := range []string{"new", "cur"} {
+		fi, err := os.Stat(filepath.Join(path, d))
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrNotMaildir, path, err)
+		}
+		if !fi.IsDir() {
+			return nil, fmt.Errorf("%w: %s/%s is not a directory", ErrNotMaildir, path, d)
+		}
+	}
+	m := &Mailbox{
+		path:    path,
+		lockOpt: defaultLockOptions(),
+		ul:      uidlistFile{path: filepath.Join(path, UidlistName)},
+		kw:      keywordsFile{path: filepath.Join(path, KeywordsName)},
+		byUID:   map[uint32]int{},
+		byBase:  map[string]int{},
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.syncLocked(); err != nil {
+		return nil, err
+	}
+	m.pending = Changes{}
+	return m, nil
+}
+
+// Path returns the Maildir's directory.
+func (m *Mailbox) Path() string { return m.path }
+
+// Messages returns the messages as of the last sync, by UID.
+func (m *Mailbox) Messages() []Message {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]Message(nil), m.msgs...)
+}
+
+// Lookup returns the message with uid.
+func (m *Mailbox) Lookup(uid uint32) (Message, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	i, ok := m.byUID[uid]
+	if !ok {
+		return Message{}, false
+	}
+	return m.msgs[i], true
+}
+
+// LookupBase returns the message whose file name has the given base, e.g.
+// the one MoveTo returned, after the destination synced.
+func (m *Mailbox) LookupBase(base string) (Message, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	i, ok := m.byBase[base]
+	if !ok {
+		return Message{}, false
+	}
+	return m.msgs[i], true
+}
+
+// UIDValidity returns the mailbox's UIDVALIDITY.
+func (m *Mailbox) UIDValidity() uint32 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.ul.u.UIDValidity
+}
+
+// UIDNext returns the UID the next new message will get.
+func (m *Mailbox) UIDNext() uint32 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.ul.u.NextUID
+}
+
+// KeywordNames returns the keyword names indexed by slot ("" for a free
+// slot), up to the last defined slot.
+func (m *Mailbox) KeywordNames() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	names := m.kw.list[:]
+	for len(names) > 0 && names[len(names)-1] == "" {
+		names = names[:len(names)-1]
+	}
+	return append([]string(nil), names...)
+}
+
+// KeywordList returns the slot table as of the last sync.
+func (m *Mailbox) KeywordList() KeywordList {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.kw.list
+}
+
+// KeywordSlot returns the slot of keyword name, or -1 if it has none and
+// create is false. With create it assigns the lowest free slot, writing
+// dovecot-keywords under the uidlist lock.
+func (m *Mailbox) KeywordSlot(name string, create bool) (int, error) {
+	if !ValidKeyword(name) {
+		return -1, fmt.Errorf("%w: %q", ErrBadKeyword, name)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.keywordSlotLocked(name, create)
+}
+
+func (m *Mailbox) keywordSlotLocked(name string, create bool) (slot int, err error) {
+	if err := m.kw.refresh(); err != nil {
+		return -1, err
+	}
+	if slot := m.kw.list.Slot(name); slot >= 0 || !create {
+		return slot, nil
+	}
+	lk, err := uidlistLockAcquire(m.path, m.lockOpt)
+	if err != nil {
+		return -1, err
+	}
+	defer func() {
+		if rerr := lk.release(); err == nil && rerr != nil {
+			slot, err = -1, rerr
+		}
+	}()
+	if err := m.kw.refresh(); err != nil { // another writer may have added it
+		return -1, err
+	}
+	if slot := m.kw.list.Slot(name); slot >= 0 {
+		return slot, nil
+	}
+	list := m.kw.list
+	for i := range list {
+		if list[i] == "" {
+			list[i] = name
+			if err := m.kw.write(list); err != nil {
+				return -1, err
+			}
+			return i, nil
+		}
+	}
+	return -1, ErrTooManyKeywords
+}
+
+// mailboxRetries bounds how often an operation that lost a rename race is
+// retried after a resync.
+const mailboxRetries = 5
+
+// SetFlags replaces the flags and keywords of uid. The file is renamed to
+// cur/<base>:2,<flags> (from new/ or within cur/); the base never changes.
+// If another process renamed the file first, the mailbox is resynced and
+// the rename retried; ErrExpunged means the message is gone.
+func (m *Mailbox) SetFlags(uid uint32, f Flags, k Keywords) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for attempt := 0; attempt < mailboxRetries; attempt++ {
+		i, ok := m.byUID[uid]
+		if !ok {
+			return fmt.Errorf("%w: uid %d", ErrExpunged, uid)
+		}
+		msg := m.msgs[i]
+		n := msg.Name
+		if strings.HasPrefix(n.Other, ":") {
+			n.Other = "" // an experimental ":1," info gives way to ":2,"
+		}
+		n.HasInfo, n.Flags, n.Keywords = true, f, k
+		name := n.String()
+		if msg.Dir == "cur" && filepath.Base(msg.Path) == name {
+			return nil
+		}
+		dst := filepath.Join(m.path, "cur", name)
+		err := os.Rename(msg.Path, dst)
+		if err == nil {
+			if err := mailboxSyncDirs(m.path, msg.Dir, "cur"); err != nil {
+				return err
+			}
+			m.msgs[i].Name, m.msgs[i].Dir, m.msgs[i].Path = n, "cur", dst
+			return nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("maildir: set flags: %w", err)
+		}
+		// Lost a race (another process renamed or expunged it): resync.
+		if err := m.syncLocked(); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("maildir: set flags of uid %d: file keeps moving", uid)
+}
+
+// Expunge deletes the messages. UIDs already gone are not an error.
+func (m *Mailbox) Expunge(uids ...uint32) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	dirs := map[string]bool{}
+	for _, uid := range uids {
+		for attempt := 0; ; attempt++ {
+			i, ok := m.byUID[uid]
+			if !ok {
+				break
+			}
+			msg := m.msgs[i]
+			err := os.Remove(msg.Path)
+			if err == nil {
+				dirs[msg.Dir] = true
+				m.dropLocked(uid)
+				break
+			}
+			if !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("maildir: expunge: %w", err)
+			}
+			if attempt == mailboxRetries {
+				return fmt.Errorf("maildir: expunge uid %d: file keeps moving", uid)
+			}
+			if err := m.syncLocked(); err != nil {
+				return err
+			}
+		}
+	}
+	for d := range dirs {
+		if err := fsx.SyncDir(filepath.Join(m.path, d)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// MoveTo moves uid into dst's cur/ by rename, keeping flags and the mtime
+// (INTERNALDATE) and carrying keywords over by name. The file gets a new
+// base, so dst assigns a fresh UID on its next Sync (an old record for the
+// same base there could otherwise resurrect a stale UID); MoveTo returns
+// that base for dst.LookupBase. Keywords dst has no slot left for are
+// dropped.
+func (m *Mailbox) MoveTo(uid uint32, dst *Mailbox) (string, error) {
+	if dst == m || filepath.Clean(dst.path) == filepath.Clean(m.path) {
+		return "", fmt.Errorf("maildir: move uid %d: source and destination are the same mailbox", uid)
+	}
+	m.mu.Lock()
+	i, ok := m.byUID[uid]
+	var names []string
+	if ok {
+		names = m.kw.list.Names(m.msgs[i].Name.Keywords)
+	}
+	m.mu.Unlock()
+	if !ok {
+		return "", fmt.Errorf("%w: uid %d", ErrExpunged, uid)
+	}
+	var kw Keywords
+	for _, name := range names {
+		slot, err := dst.KeywordSlot(name, true)
+		if errors.Is(err, ErrTooManyKeywords) || errors.Is(err, ErrBadKeyword) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		kw = kw.With(slot)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for attempt := 0; attempt < mailboxRetries; attempt++ {
+		i, ok := m.byUID[uid]
+		if !ok {
+			return "", fmt.Errorf("%w: uid %d", ErrExpunged, uid)
+		}
+		msg := m.msgs[i]
+		base := mailboxUniqueBase(msg.Name.Base)
+		n := Name{Base: base, HasInfo: true, Flags: msg.Name.Flags, Keywords: kw}
+		err := os.Rename(msg.Path, filepath.Join(dst.path, "cur", n.String()))
+		if err == nil {
+			if err := fsx.SyncDir(filepath.Join(dst.path, "cur")); err != nil {
+				return "", err
+			}
+			if err := fsx.SyncDir(filepath.Join(m.path, msg.Dir)); err != nil {
+				return "", err
+			}
+			m.dropLocked(uid)
+			return base, nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("maildir: move: %w", err)
+		}
+		if err := m.syncLocked(); err != nil {
+			return "", err
+		}
+	}
+	return "", fmt.Errorf("maildir: move uid %d: file keeps moving", uid)
+}
+
+// dropLocked removes uid from the view without reporting it.
+func (m *Mailbox) dropLocked(uid uint32) {
+	i, ok := m.byUID[uid]
+	if !ok {
+		return
+	}
+	m.msgs = append(m.msgs[:i], m.msgs[i+1:]...)
+	m.reindexLocked()
+}
+
+// reindexLocked rebuilds the lookup maps from msgs.
+func (m *Mailbox) reindexLocked() {
+	m.byUID = make(map[uint32]int, len(m.msgs))
+	m.byBase = make(map[string]int, len(m.msgs))
+	for i, msg := range m.msgs {
+		m.byUID[msg.UID] = i
+		m.byBase[msg.Name.Base] = i
+	}
+}
+
+// mailboxSyncDirs fsyncs the named subdirectories of a Maildir, once each.
+func mailboxSyncDirs(path string, dirs ...string) error {
+	done := map[string]bool{}
+	for _, d := range dirs {
+		if done[d] {
+			continue
+		}
+		done[d] = true
+		if err := fsx.SyncDir(filepath.Join(path, d)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mailboxUniqueSeq makes names unique within this process.
+var mailboxUniqueSeq atomic.Uint64
+
+// mailboxUniqueBase returns a new unique base for a message moved or split
+// off under a new name: <secs>.M<usec>P<pid>Q<n>.<host>, followed by the
+// ",S=" / ",W=" fields of the old base so sizes stay known without a stat.
+func mailboxUniqueBase(old string) string {
+	now := time.Now()
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	// maildir(5): '/' and ':' cannot appear in a name; Courier's escapes.
+	host = strings.NewReplacer("/", `\057`, ":", `\072`, ",", `\054`).Replace(host)
+	var fields string
+	if i := strings.IndexByte(old, ','); i >= 0 {
+		fields = old[i:]
+	}
+	return strconv.FormatInt(now.Unix(), 10) + ".M" + strconv.Itoa(now.Nanosecond()/1000) +
+		"P" + strconv.Itoa(os.Getpid()) + "Q" + strconv.FormatUint(mailboxUniqueSeq.Add(1), 10) +
+		"." + host + fields
+}

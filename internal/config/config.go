@@ -6,6 +6,26 @@
 // common to all programs; [deliver], [smtpd], [imapd], [pop3d], [sendmail]
 // hold one program's keys. An unknown key, a bad value or a repeated key is an
 // error naming file:line. Flags override file values.
+//
+// Details of the contract:
+//
+//   - A comment is a whole line whose first non-blank character is '#'; a
+//     '#' after a value is part of the value (as in Postfix's main.cf).
+//   - Spaces around the key and the value are ignored; an empty value is
+//     allowed where the type permits it (an empty list, an empty
+//     recipient_delimiter).
+//   - A section may appear more than once; a key may be set only once per
+//     section, and only in the section it belongs to.
+//   - [smtpd], [imapd], [pop3d] and [sendmail] are reserved for the programs
+//     that will read them: the section names are accepted, but they have no
+//     keys yet, so any key inside them is an error.
+//   - Value types: string; list (items separated by commas and/or spaces);
+//     bool (yes, no, true, false; printed as yes/no); size (bytes, with an
+//     optional k, M or G suffix, powers of 1024); duration (Go syntax, e.g.
+//     30s, 2m, 1h30m).
+//
+// Load does not call Check: a program overlays its flags first, then calls
+// Check on the result, so that flags are held to the same rules as the file.
 package config
 
 import "time"
@@ -39,5 +59,5 @@ type DeliverConfig struct {
 	AllowFileTargets bool          // allow_file_targets: aliases may name "/path/file"
 	ExtensionFolder  bool          // extension_folder: user+ext delivers into folder .ext when it exists
 	LockTimeout      time.Duration // lock_timeout: how long to wait for dovecot-uidlist.lock etc.
-	MaxMessageSize   int64         // max_message_size: bigger messages are refused (65 / 5.3.4)
+	MaxMessageSize   int64         // max_message_size: bigger messages are refused (65 / 5.3.4); 0 = no limit
 }

@@ -1,0 +1,424 @@
+package config
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefault(t *testing.T) {
+	c := Default()
+	want := &Config{
+		Hostname:           c.Hostname,
+		Domains:            []string{},
+		MailRoot:           "/var/mail/vhosts",
+		PasswdFile:         "/etc/mailroom/passwd",
+		AliasesFile:        "/etc/mailroom/aliases",
+		SpoolDir:           "/var/spool/mailroom",
+		RecipientDelimiter: "+",
+		LogFormat:          "logfmt",
+		LogLevel:           "info",
+		Deliver: DeliverConfig{
+			OverQuota:      "tempfail",
+			LockTimeout:    30 * time.Second,
+			MaxMessageSize: 50 * 1024 * 1024,
+		},
+	}
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("Default() = %+v\nwant %+v", c, want)
+	}
+	if host, err := os.Hostname(); err == nil && c.Hostname != host {
+		t.Errorf("Hostname = %q, want os.Hostname() %q", c.Hostname, host)
+	}
+	if err := c.Check(); err != nil {
+		t.Errorf("Default().Check() = %v", err)
+	}
+}
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		name   string
+		in     string
+		change func(c *Config)
+	}{
+		{"empty", "", func(c *Config) {}},
+		{"comments and blanks", "# hello\n\n   # indented comment\n\t\n", func(c *Config) {}},
+		{"hostname", "hostname = mx.example.org\n", func(c *Config) { c.Hostname = "mx.example.org" }},
+		{"domains commas", "domains = Example.ORG, example.net\n", func(c *Config) { c.Domains = []string{"example.org", "example.net"} }},
+		{"domains spaces", "domains = a.example b.example,c.example,\n", func(c *Config) { c.Domains = []string{"a.example", "b.example", "c.example"} }},
+		{"domains empty", "domains =\n", func(c *Config) {}},
+		{"no spaces", "mail_root=/srv/mail\n", func(c *Config) { c.MailRoot = "/srv/mail" }},
+		{"paths", "passwd_file = /p\naliases_file = /a\nspool_dir = /s\n", func(c *Config) {
+			c.PasswdFile, c.AliasesFile, c.SpoolDir = "/p", "/a", "/s"
+		}},
+		{"delimiter off", "recipient_delimiter =\n", func(c *Config) { c.RecipientDelimiter = "" }},
+		{"delimiters", "recipient_delimiter = +-\n", func(c *Config) { c.RecipientDelimiter = "+-" }},
+		{"hash in value", "recipient_delimiter = #\n", func(c *Config) { c.RecipientDelimiter = "#" }},
+		{"log", "log_format = syslog\nlog_level = debug\n", func(c *Config) { c.LogFormat, c.LogLevel = "syslog", "debug" }},
+		{"CRLF", "log_level = warn\r\n", func(c *Config) { c.LogLevel = "warn" }},
+		{"deliver", "[deliver]\nquota = 1G\nquota_messages = 1000\nover_quota = bounce\n" +
+			"allow_pipe_targets = yes\nallow_file_targets = TRUE\nextension_folder = true\n" +
+			"lock_timeout = 1m30s\nmax_message_size = 10M\n", func(c *Config) {
+			c.Deliver = DeliverConfig{
+				Quota: 1 << 30, QuotaMessages: 1000, OverQuota: "bounce",
+				AllowPipeTargets: true, AllowFileTargets: true, ExtensionFolder: true,
+				LockTimeout: 90 * time.Second, MaxMessageSize: 10 << 20,
+			}
+		}},
+		{"sizes", "[deliver]\nquota = 512k\nmax_message_size = 0\n", func(c *Config) { c.Deliver.Quota, c.Deliver.MaxMessageSize = 512<<10, 0 }},
+		{"size lower-case suffix", "[deliver]\nquota = 2g\n", func(c *Config) { c.Deliver.Quota = 2 << 30 }},
+		{"size plain", "[deliver]\nquota = 12345\n", func(c *Config) { c.Deliver.Quota = 12345 }},
+		{"bool no", "[deliver]\nallow_pipe_targets = no\n", func(c *Config) {}},
+		{"sections repeat", "[deliver]\nquota = 1\n[smtpd]\n[deliver]\nquota_messages = 2\n", func(c *Config) {
+			c.Deliver.Quota, c.Deliver.QuotaMessages = 1, 2
+		}},
+		{"reserved sections", "[smtpd]\n[imapd]\n[ pop3d ]\n[sendmail]\n# nothing\n", func(c *Config) {}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Parse(strings.NewReader(tt.in), "test.conf")
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			want := Default()
+			tt.change(want)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("got  %+v\nwant %+v", got, want)
+			}
+		})
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+	}{
+		{"unknown key", "# c\nquotas = 1\n", `test.conf:2: unknown key "quotas"`},
+		{"unknown key in section", "[deliver]\nfoo = 1\n", `test.conf:2: unknown key "foo" in [deliver]`},
+		{"reserved section has no keys", "[smtpd]\nlisten = :25\n", `test.conf:2: unknown key "listen" in [smtpd]`},
+		{"deliver key at top", "quota = 1\n", `test.conf:1: key "quota" belongs in [deliver], not at the top of the file`},
+		{"common key in section", "[deliver]\nhostname = x\n", `test.conf:2: key "hostname" belongs at the top of the file`},
+		{"deliver key in smtpd", "[smtpd]\nquota = 1\n", `belongs in [deliver], not in [smtpd]`},
+		{"duplicate", "log_level = info\n\nlog_level = debug\n", `test.conf:3: duplicate key "log_level" (first set at line 1)`},
+		{"duplicate across repeated section", "[deliver]\nquota = 1\n[deliver]\nquota = 2\n", `test.conf:4: duplicate key "quota"`},
+		{"no equals", "hostname\n", `test.conf:1: want "key = value"`},
+		{"empty key", "= x\n", `test.conf:1: empty key name`},
+		{"unknown section", "[smptd]\n", `test.conf:1: unknown section [smptd]`},
+		{"empty section", "[]\n", `unknown section []`},
+		{"unterminated section", "[deliver\n", `test.conf:1: unterminated section header`},
+		{"bad size", "[deliver]\nquota = 1T\n", `test.conf:2: quota: bad size "1T"`},
+		{"negative size", "[deliver]\nquota = -1\n", `quota: bad size "-1"`},
+		{"size overflow", "[deliver]\nquota = 9999999999999G\n", `quota: size "9999999999999G" too large`},
+		{"empty size", "[deliver]\nmax_message_size =\n", `max_message_size: bad size ""`},
+		{"count with suffix", "[deliver]\nquota_messages = 1k\n", `quota_messages: bad number "1k"`},
+		{"count overflow", "[deliver]\nquota_messages = 99999999999999999999\n", `quota_messages: bad number`},
+		{"bad bool", "[deliver]\nallow_pipe_targets = maybe\n", `test.conf:2: allow_pipe_targets: bad boolean "maybe"`},
+		{"bad duration", "[deliver]\nlock_timeout = 30\n", `lock_timeout: bad duration "30"`},
+		{"zero duration", "[deliver]\nlock_timeout = 0s\n", `lock_timeout: duration "0s" must be positive`},
+		{"bad over_quota", "[deliver]\nover_quota = drop\n", `over_quota: bad value "drop" (want one of tempfail, bounce)`},
+		{"bad log_format", "log_format = json\n", `log_format: bad value "json"`},
+		{"bad log_level", "log_level = INFO\n", `log_level: bad value "INFO"`},
+		{"relative path", "mail_root = var/mail\n", `test.conf:1: mail_root: path "var/mail" is not absolute`},
+		{"empty path", "spool_dir =\n", `spool_dir: empty path`},
+		{"bad domain", "domains = example.org, exa_mple.net\n", `domains: bad domain "exa_mple.net"`},
+		{"domain label hyphen", "domains = -a.example\n", `may not start or end with '-'`},
+		{"domain empty label", "domains = a..example\n", `each label must be 1-63`},
+		{"duplicate domain", "domains = a.example, A.example\n", `domain "a.example" listed twice`},
+		{"bad delimiter", "recipient_delimiter = +@\n", `recipient_delimiter: bad recipient_delimiter "+@"`},
+		{"letter delimiter", "recipient_delimiter = x\n", `bad recipient_delimiter`},
+		{"empty hostname", "hostname =\n", `hostname: empty hostname`},
+		{"hostname slash", "hostname = a/b\n", `hostname "a/b" contains '/'`},
+		{"invalid utf8", "hostname = \xff\n", `test.conf:1: invalid UTF-8`},
+		{"long line", "# " + strings.Repeat("x", maxLineLength) + "\n", `test.conf:1: line longer than`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse(strings.NewReader(tt.in), "test.conf")
+			if err == nil {
+				t.Fatalf("Parse succeeded: %+v; want error containing %q", c, tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "mailroom.conf")
+	if err := os.WriteFile(path, []byte("domains = example.org\n[deliver]\nquota = 5k\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if !reflect.DeepEqual(c.Domains, []string{"example.org"}) || c.Deliver.Quota != 5<<10 {
+		t.Errorf("Load = %+v", c)
+	}
+	if err := os.WriteFile(path, []byte("[deliver]\nbogus = 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path); err == nil || !strings.HasPrefix(err.Error(), path+":2: ") {
+		t.Errorf("Load error = %v, want prefix %q", err, path+":2: ")
+	}
+	if _, err := Load(filepath.Join(dir, "missing.conf")); !os.IsNotExist(unwrapAll(err)) {
+		t.Errorf("Load(missing) = %v, want a not-exist error", err)
+	}
+}
+
+func unwrapAll(err error) error {
+	for {
+		u, ok := err.(interface{ Unwrap() error })
+		if !ok || u.Unwrap() == nil {
+			return err
+		}
+		err = u.Unwrap()
+	}
+}
+
+// TestSampleFile loads the shipped sample, and checks that it lists every
+// key and that the defaults it documents are the real ones.
+func TestSampleFile(t *testing.T) {
+	const sample = "../../etc/mailroom.conf"
+	c, err := Load(sample)
+	if err != nil {
+		t.Fatalf("Load(%s): %v", sample, err)
+	}
+	if !reflect.DeepEqual(c, Default()) {
+		t.Errorf("sample with everything commented out differs from Default():\n%+v", c)
+	}
+	data, err := os.ReadFile(sample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Uncomment "#key = value" lines and reload: the values shown must be
+	// the defaults (except hostname and domains, shown as examples).
+	commented := regexp.MustCompile(`(?m)^#([a-z_]+ =.*)$`)
+	uncommented := commented.ReplaceAllString(string(data), "$1")
+	for _, k := range keys {
+		if !regexp.MustCompile(`(?m)^` + k.name + ` =`).MatchString(uncommented) {
+			t.Errorf("sample does not list key %q", k.name)
+		}
+	}
+	uc, err := Parse(strings.NewReader(uncommented), "uncommented sample")
+	if err != nil {
+		t.Fatalf("uncommented sample: %v", err)
+	}
+	want := Default()
+	want.Hostname, want.Domains = uc.Hostname, uc.Domains
+	if !reflect.DeepEqual(uc, want) {
+		t.Errorf("documented defaults differ from Default():\ngot  %+v\nwant %+v", uc, want)
+	}
+}
+
+func TestPrintRoundTrip(t *testing.T) {
+	c := Default()
+	c.Hostname = "mx.example.org"
+	c.Domains = []string{"example.org", "example.net"}
+	c.RecipientDelimiter = ""
+	c.Deliver.Quota = 3<<20 + 1
+	c.Deliver.MaxMessageSize = 0
+	c.Deliver.AllowFileTargets = true
+	c.Deliver.LockTimeout = 1500 * time.Millisecond
+	var buf bytes.Buffer
+	if err := Print(&buf, c); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Parse(&buf, "printed")
+	if err != nil {
+		t.Fatalf("Parse(Print(c)): %v\n%s", err, buf.String())
+	}
+	if !reflect.DeepEqual(got, c) {
+		t.Errorf("round trip:\ngot  %+v\nwant %+v", got, c)
+	}
+}
+
+func TestPrintFormat(t *testing.T) {
+	c := Default()
+	c.Hostname = "h.example"
+	var buf bytes.Buffer
+	if err := Print(&buf, c); err != nil {
+		t.Fatal(err)
+	}
+	want := `hostname = h.example
+domains =
+mail_root = /var/mail/vhosts
+passwd_file = /etc/mailroom/passwd
+aliases_file = /etc/mailroom/aliases
+spool_dir = /var/spool/mailroom
+recipient_delimiter = +
+log_format = logfmt
+log_level = info
+
+[deliver]
+quota = 0
+quota_messages = 0
+over_quota = tempfail
+allow_pipe_targets = no
+allow_file_targets = no
+extension_folder = no
+lock_timeout = 30s
+max_message_size = 50M
+`
+	if buf.String() != want {
+		t.Errorf("Print =\n%s\nwant\n%s", buf.String(), want)
+	}
+}
+
+func TestPrintRefusesUnwritable(t *testing.T) {
+	for _, mutate := range []func(*Config){
+		func(c *Config) { c.Hostname = "a\nquota = 1" },
+		func(c *Config) { c.MailRoot = " /padded" },
+		func(c *Config) { c.LogLevel = "\xff" },
+	} {
+		c := Default()
+		mutate(c)
+		if err := Print(&bytes.Buffer{}, c); err == nil {
+			t.Errorf("Print accepted %+v", c)
+		}
+	}
+}
+
+// TestPrintCoversEveryField changes each leaf field of Config in turn to a
+// valid non-default value and checks that Print carries the change through
+// Parse: a field added to Config without a key in Print fails here.
+func TestPrintCoversEveryField(t *testing.T) {
+	leaves := 0
+	var walk func(v reflect.Value, path string)
+	walk = func(v reflect.Value, path string) {
+		for i := 0; i < v.NumField(); i++ {
+			f := v.Field(i)
+			name := path + v.Type().Field(i).Name
+			if f.Kind() == reflect.Struct && f.Type() != reflect.TypeOf(time.Duration(0)) {
+				walk(f, name+".")
+				continue
+			}
+			leaves++
+			t.Run(name, func(t *testing.T) { checkFieldPrinted(t, name) })
+		}
+	}
+	walk(reflect.ValueOf(Config{}), "")
+	if leaves != len(keys) {
+		t.Errorf("Config has %d fields but %d keys", leaves, len(keys))
+	}
+}
+
+func checkFieldPrinted(t *testing.T, path string) {
+	c := Default()
+	f := reflect.ValueOf(c).Elem()
+	for _, name := range strings.Split(path, ".") {
+		f = f.FieldByName(name)
+	}
+	setNonDefault(t, f, path)
+	var buf bytes.Buffer
+	if err := Print(&buf, c); err != nil {
+		t.Fatalf("Print: %v", err)
+	}
+	got, err := Parse(&buf, "printed")
+	if err != nil {
+		t.Fatalf("Parse(Print): %v", err)
+	}
+	if !reflect.DeepEqual(got, c) {
+		t.Errorf("field %s lost by Print:\n%s", path, buf.String())
+	}
+}
+
+// nonDefaultStrings holds a valid, non-default value for each string field
+// whose values are constrained.
+var nonDefaultStrings = map[string]string{
+	"Hostname":           "other.example",
+	"LogFormat":          "syslog",
+	"LogLevel":           "error",
+	"RecipientDelimiter": "-",
+	"Deliver.OverQuota":  "bounce",
+}
+
+func setNonDefault(t *testing.T, f reflect.Value, path string) {
+	switch {
+	case f.Type() == reflect.TypeOf(time.Duration(0)):
+		f.SetInt(int64(f.Interface().(time.Duration) + 7*time.Second))
+	case f.Kind() == reflect.String:
+		v, ok := nonDefaultStrings[path]
+		if !ok {
+			v = "/non/default/" + strings.ToLower(path) // valid as a path and as a hostname
+		}
+		f.SetString(v)
+	case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.String:
+		f.Set(reflect.ValueOf([]string{"nondefault.example"}))
+	case f.Kind() == reflect.Bool:
+		f.SetBool(!f.Bool())
+	case f.Kind() == reflect.Int64:
+		f.SetInt(f.Int() + 4096)
+	default:
+		t.Fatalf("field %s: no test value for kind %s; extend setNonDefault", path, f.Kind())
+	}
+}
+
+func TestCheck(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(c *Config)
+		want   string
+	}{
+		{"relative mail_root", func(c *Config) { c.MailRoot = "mail" }, `mail_root: path "mail" is not absolute`},
+		{"relative passwd", func(c *Config) { c.PasswdFile = "" }, `passwd_file: empty path`},
+		{"relative aliases", func(c *Config) { c.AliasesFile = "./aliases" }, `aliases_file: path`},
+		{"relative spool", func(c *Config) { c.SpoolDir = "spool" }, `spool_dir: path`},
+		{"upper-case domain", func(c *Config) { c.Domains = []string{"Example.org"} }, `domains: bad domain "Example.org": must be lower-case`},
+		{"bad domain", func(c *Config) { c.Domains = []string{"a b"} }, `domains:`},
+		{"duplicate domain", func(c *Config) { c.Domains = []string{"a.example", "a.example"} }, `listed twice`},
+		{"over_quota", func(c *Config) { c.Deliver.OverQuota = "drop" }, `over_quota: bad value "drop"`},
+		{"log_format", func(c *Config) { c.LogFormat = "" }, `log_format: bad value ""`},
+		{"negative quota", func(c *Config) { c.Deliver.Quota = -1 }, `quota: bad size "-1"`},
+		{"negative count", func(c *Config) { c.Deliver.QuotaMessages = -1 }, `quota_messages: bad number "-1"`},
+		{"zero lock timeout", func(c *Config) { c.Deliver.LockTimeout = 0 }, `lock_timeout: duration "0s" must be positive`},
+		{"hostname", func(c *Config) { c.Hostname = "" }, `hostname: empty hostname`},
+		{"delimiter", func(c *Config) { c.RecipientDelimiter = "@" }, `recipient_delimiter`},
+		{"unprintable", func(c *Config) { c.Hostname = "a\nb" }, `cannot be written`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Default()
+			tt.change(c)
+			err := c.Check()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Check() = %v, want error containing %q", err, tt.want)
+			}
+		})
+	}
+	c := Default()
+	c.MailRoot, c.SpoolDir = "a", "b"
+	if err := c.Check(); err == nil || !strings.Contains(err.Error(), "mail_root") || !strings.Contains(err.Error(), "spool_dir") {
+		t.Errorf("Check() = %v, want both problems reported", err)
+	}
+}
+
+func TestIsLocalDomain(t *testing.T) {
+	c := Default()
+	c.Domains = []string{"example.org", "example.net"}
+	for _, tt := range []struct {
+		domain string
+		want   bool
+	}{
+		{"example.org", true},
+		{"EXAMPLE.Org", true},
+		{"example.net", true},
+		{"example.com", false},
+		{"sub.example.org", false},
+		{"", false},
+	} {
+		if got := c.IsLocalDomain(tt.domain); got != tt.want {
+			t.Errorf("IsLocalDomain(%q) = %v, want %v", tt.domain, got, tt.want)
+		}
+	}
+	if Default().IsLocalDomain("localhost") {
+		t.Error("default config hosts a domain")
+	}
+}

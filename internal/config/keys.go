@@ -1,0 +1,231 @@
+package config
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Section names. The empty name is the top of the file.
+const (
+	sectionCommon   = ""
+	sectionDeliver  = "deliver"
+	sectionSmtpd    = "smtpd"
+	sectionImapd    = "imapd"
+	sectionPop3d    = "pop3d"
+	sectionSendmail = "sendmail"
+)
+
+// sections lists every section name the parser accepts, in print order.
+// smtpd, imapd, pop3d and sendmail have no keys yet: they are reserved so
+// that a file written for a later release is refused key by key, not
+// section by section.
+var sections = []string{sectionCommon, sectionDeliver, sectionSmtpd, sectionImapd, sectionPop3d, sectionSendmail}
+
+// key describes one configuration key: where it lives, how its text becomes
+// a field (set validates, so the file and Check share one set of rules) and
+// how the field becomes text again (get, for Print).
+type key struct {
+	section string
+	name    string
+	set     func(c *Config, value string) error
+	get     func(c *Config) string
+	// check, when set, validates the field directly for Config.Check
+	// (a list's printed form would hide an item containing a blank).
+	check func(c *Config) error
+}
+
+// keys is the whole vocabulary of mailroom.conf in print order. A key added
+// to Config but not here is caught by TestPrintCoversEveryField.
+var keys = []key{
+	stringKey(sectionCommon, "hostname", func(c *Config) *string { return &c.Hostname }, checkHostname),
+	listKey(sectionCommon, "domains", func(c *Config) *[]string { return &c.Domains }, strings.ToLower, checkDomains),
+	stringKey(sectionCommon, "mail_root", func(c *Config) *string { return &c.MailRoot }, checkAbsPath),
+	stringKey(sectionCommon, "passwd_file", func(c *Config) *string { return &c.PasswdFile }, checkAbsPath),
+	stringKey(sectionCommon, "aliases_file", func(c *Config) *string { return &c.AliasesFile }, checkAbsPath),
+	stringKey(sectionCommon, "spool_dir", func(c *Config) *string { return &c.SpoolDir }, checkAbsPath),
+	stringKey(sectionCommon, "recipient_delimiter", func(c *Config) *string { return &c.RecipientDelimiter }, checkDelimiter),
+	stringKey(sectionCommon, "log_format", func(c *Config) *string { return &c.LogFormat }, oneOf("logfmt", "syslog")),
+	stringKey(sectionCommon, "log_level", func(c *Config) *string { return &c.LogLevel }, oneOf("debug", "info", "warn", "error")),
+
+	sizeKey(sectionDeliver, "quota", func(c *Config) *int64 { return &c.Deliver.Quota }),
+	countKey(sectionDeliver, "quota_messages", func(c *Config) *int64 { return &c.Deliver.QuotaMessages }),
+	stringKey(sectionDeliver, "over_quota", func(c *Config) *string { return &c.Deliver.OverQuota }, oneOf("tempfail", "bounce")),
+	boolKey(sectionDeliver, "allow_pipe_targets", func(c *Config) *bool { return &c.Deliver.AllowPipeTargets }),
+	boolKey(sectionDeliver, "allow_file_targets", func(c *Config) *bool { return &c.Deliver.AllowFileTargets }),
+	boolKey(sectionDeliver, "extension_folder", func(c *Config) *bool { return &c.Deliver.ExtensionFolder }),
+	durationKey(sectionDeliver, "lock_timeout", func(c *Config) *time.Duration { return &c.Deliver.LockTimeout }),
+	sizeKey(sectionDeliver, "max_message_size", func(c *Config) *int64 { return &c.Deliver.MaxMessageSize }),
+}
+
+// Default returns a Config with every field set to its documented default.
+// The host name comes from os.Hostname, or "localhost" when the system
+// cannot tell (a Config must never carry an empty hostname).
+func Default() *Config {
+	host, err := os.Hostname()
+	if err != nil || checkHostname(host) != nil {
+		host = "localhost"
+	}
+	return &Config{
+		Hostname:           host,
+		Domains:            []string{},
+		MailRoot:           "/var/mail/vhosts",
+		PasswdFile:         "/etc/mailroom/passwd",
+		AliasesFile:        "/etc/mailroom/aliases",
+		SpoolDir:           "/var/spool/mailroom",
+		RecipientDelimiter: "+",
+		LogFormat:          "logfmt",
+		LogLevel:           "info",
+		Deliver: DeliverConfig{
+			Quota:            0,
+			QuotaMessages:    0,
+			OverQuota:        "tempfail",
+			AllowPipeTargets: false,
+			AllowFileTargets: false,
+			ExtensionFolder:  false,
+			LockTimeout:      30 * time.Second,
+			MaxMessageSize:   50 << 20,
+		},
+	}
+}
+
+// IsLocalDomain reports whether mail for domain is delivered here, comparing
+// names case-insensitively (RFC 5321 §2.4: domain names are not
+// case-sensitive).
+func (c *Config) IsLocalDomain(domain string) bool {
+	for _, d := range c.Domains {
+		if strings.EqualFold(d, domain) {
+			return true
+		}
+	}
+	return false
+}
+
+func stringKey(section, name string, field func(*Config) *string, check func(string) error) key {
+	return key{
+		section: section,
+		name:    name,
+		set: func(c *Config, v string) error {
+			if err := check(v); err != nil {
+				return err
+			}
+			*field(c) = v
+			return nil
+		},
+		get: func(c *Config) string { return *field(c) },
+	}
+}
+
+// listKey's normalize is applied to the value before it is split (domains
+// are stored lower-case, so every later comparison can be byte-wise).
+func listKey(section, name string, field func(*Config) *[]string, normalize func(string) string, check func([]string) error) key {
+	return key{
+		section: section,
+		name:    name,
+		set: func(c *Config, v string) error {
+			list := parseList(normalize(v))
+			if err := check(list); err != nil {
+				return err
+			}
+			*field(c) = list
+			return nil
+		},
+		get:   func(c *Config) string { return strings.Join(*field(c), ", ") },
+		check: func(c *Config) error { return check(*field(c)) },
+	}
+}
+
+func sizeKey(section, name string, field func(*Config) *int64) key {
+	return key{
+		section: section,
+		name:    name,
+		set: func(c *Config, v string) error {
+			n, err := parseSize(v)
+			if err != nil {
+				return err
+			}
+			*field(c) = n
+			return nil
+		},
+		get: func(c *Config) string { return formatSize(*field(c)) },
+	}
+}
+
+func countKey(section, name string, field func(*Config) *int64) key {
+	return key{
+		section: section,
+		name:    name,
+		set: func(c *Config, v string) error {
+			n, err := parseCount(v)
+			if err != nil {
+				return err
+			}
+			*field(c) = n
+			return nil
+		},
+		get: func(c *Config) string { return strconv.FormatInt(*field(c), 10) },
+	}
+}
+
+func boolKey(section, name string, field func(*Config) *bool) key {
+	return key{
+		section: section,
+		name:    name,
+		set: func(c *Config, v string) error {
+			b, err := parseBool(v)
+			if err != nil {
+				return err
+			}
+			*field(c) = b
+			return nil
+		},
+		get: func(c *Config) string { return formatBool(*field(c)) },
+	}
+}
+
+func durationKey(section, name string, field func(*Config) *time.Duration) key {
+	return key{
+		section: section,
+		name:    name,
+		set: func(c *Config, v string) error {
+			d, err := parseDuration(v)
+			if err != nil {
+				return err
+			}
+			*field(c) = d
+			return nil
+		},
+		get: func(c *Config) string { return field(c).String() },
+	}
+}
+
+// findKey returns the key called name in section.
+func findKey(section, name string) (key, bool) {
+	for _, k := range keys {
+		if k.section == section && k.name == name {
+			return k, true
+		}
+	}
+	return key{}, false
+}
+
+// homeOf returns the section a key name belongs to, for the error that
+// tells an admin where a misplaced key should go.
+func homeOf(name string) (string, bool) {
+	for _, k := range keys {
+		if k.name == name {
+			return k.section, true
+		}
+	}
+	return "", false
+}
+
+func isSection(name string) bool {
+	for _, s := range sections {
+		if s == name {
+			return true
+		}
+	}
+	return false
+}

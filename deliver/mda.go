@@ -1,0 +1,334 @@
+package deliver
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"mailroom/internal/account"
+	"mailroom/internal/alias"
+	"mailroom/internal/config"
+	"mailroom/internal/route"
+	"mailroom/maildir"
+)
+
+// System is what Run may touch of the process: its standard streams, its
+// environment and its clock. cmd/deliver passes the real ones; tests pass
+// their own.
+type System struct {
+	Stdin     io.Reader
+	Stdout    io.Writer
+	Stderr    io.Writer
+	LookupEnv func(string) (string, bool) // nil: an empty environment
+	Now       func() time.Time            // nil: time.Now
+}
+
+func (s System) env(name string) (string, bool) {
+	if s.LookupEnv == nil {
+		return "", false
+	}
+	return s.LookupEnv(name)
+}
+
+func (s System) now() time.Time {
+	if s.Now == nil {
+		return time.Now()
+	}
+	return s.Now()
+}
+
+// Run delivers the message on sys.Stdin as opt says (or explains a route)
+// and returns the exit status. On failure the first line on sys.Stderr is
+// the RFC 3463 status text of the outcome that decided the exit status.
+func Run(cfg *config.Config, opt Options, sys System) int {
+	if opt.Explain != "" {
+		return explain(cfg, opt, sys)
+	}
+	m := &mda{cfg: cfg, opt: opt, sys: sys, start: sys.now()}
+	m.logs = slog.New(slog.NewTextHandler(&m.logBuf, &slog.HandlerOptions{Level: logLevel(cfg.LogLevel)}))
+	final := m.run()
+	if final.failed() {
+		fmt.Fprintln(sys.Stderr, final)
+		for _, o := range m.failures {
+			if o != final {
+				fmt.Fprintln(sys.Stderr, o)
+			}
+		}
+		if final.code == ExitUsage {
+			fmt.Fprint(sys.Stderr, Usage)
+		}
+	}
+	if !final.failed() || opt.Verbose {
+		// Logs go after the status line: Postfix quotes a failed command's
+		// output in the bounce, and mailbox paths have no place there.
+		sys.Stderr.Write(m.logBuf.Bytes())
+	}
+	return final.code
+}
+
+// mda is one run of deliver in MDA mode.
+type mda struct {
+	cfg   *config.Config
+	opt   Options
+	sys   System
+	start time.Time
+
+	users    *account.DB
+	router   *route.Router
+	sender   string
+	failures []outcome // one per failed recipient, in order
+	logs     *slog.Logger
+	logBuf   bytes.Buffer
+}
+
+// group is the delivery for one envelope recipient: one file, carrying
+// that recipient's Delivered-To, hard-linked into every mailbox the
+// recipient expands to.
+type group struct {
+	rcpt    string           // as given
+	prefix  []byte           // trace fields prepended to the message
+	targets []maildir.Target // deduplicated
+	mailbox []string         // the account address of each target
+	folder  []string         // the folder asked for, before any fallback
+}
+
+func (m *mda) run() outcome {
+	rcpts := m.recipients()
+	if len(rcpts) == 0 {
+		return permFail(ExitUsage, "5.3.0", "no recipient: give RECIPIENT or -d USER, or set $RECIPIENT")
+	}
+	if o := m.load(); o.failed() {
+		return o
+	}
+	br := bufio.NewReaderSize(m.sys.Stdin, headerScanLimit)
+	env, err := inspect(br)
+	m.sender = m.envelopeSender(env)
+	if err != nil {
+		o := classify(err, m.cfg.Deliver.OverQuota)
+		for _, rcpt := range rcpts {
+			m.fail(rcpt, o, []any{"err", err})
+		}
+		return o
+	}
+
+	final := delivered
+	var groups []*group
+	for _, rcpt := range rcpts {
+		g, o := m.plan(rcpt, env)
+		if o.failed() {
+			m.fail(rcpt, o, nil)
+			final = worse(final, o)
+			continue
+		}
+		groups = append(groups, g)
+	}
+	if len(groups) == 0 {
+		return final
+	}
+	return worse(final, m.deliverGroups(br, groups))
+}
+
+// recipients are the operands and -d/-r values, else $RECIPIENT (set by
+// Postfix's local(8) for mailbox_command and by qmail-local), so that
+// "mailbox_command = deliver" works with no arguments.
+func (m *mda) recipients() []string {
+	if len(m.opt.Recipients) > 0 {
+		return m.opt.Recipients
+	}
+	if r, ok := m.sys.env("RECIPIENT"); ok && r != "" {
+		return []string{r}
+	}
+	return nil
+}
+
+// envelopeSender is -f, else $SENDER (Postfix, qmail: present and empty for
+// the null sender), else the From_ line's sender, else the null sender.
+// Postfix pipe(8) writes the null sender as MAILER-DAEMON unless told
+// otherwise; it becomes <> here.
+func (m *mda) envelopeSender(env envelope) string {
+	s, ok := m.opt.Sender, m.opt.SenderSet
+	if !ok {
+		s, ok = m.sys.env("SENDER")
+	}
+	if !ok {
+		s = env.fromLineSender
+	}
+	s = strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(s), "<"), ">")
+	if strings.EqualFold(s, "MAILER-DAEMON") {
+		return ""
+	}
+	return s
+}
+
+// load reads the accounts and aliases. Unreadable files are a transient
+// problem (the admin is probably editing them): RFC 3463 X.3.5, system
+// incorrectly configured.
+func (m *mda) load() outcome {
+	users, aliases, err := loadTables(m.cfg)
+	if err != nil {
+		m.logs.Error("config", "err", err)
+		return tempFail("4.3.5", "mail system configuration error")
+	}
+	m.users = users
+	m.router = route.New(m.cfg, users, aliases)
+	return delivered
+}
+
+// loadTables reads the passwd-file and the aliases file (alias.Load takes
+// a missing aliases file for an empty one).
+func loadTables(cfg *config.Config) (*account.DB, *alias.Table, error) {
+	users, err := account.Load(cfg.PasswdFile, cfg.MailRoot)
+	if err != nil {
+		return nil, nil, err
+	}
+	aliases, err := alias.Load(cfg.AliasesFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	return users, aliases, nil
+}
+
+// plan routes one recipient and decides, before anything is written,
+// whether it can be delivered: a recipient with any unknown, refused or
+// unsupported target is refused whole, so that nothing is left behind.
+func (m *mda) plan(rcpt string, env envelope) (*group, outcome) {
+	if isLoop(env, rcpt) {
+		// Postfix bounces such mail with 5.4.6; 65 is permanent for Postfix,
+		// qmail and Exim alike.
+		return nil, permFail(ExitDataErr, "5.4.6", "<%s>: mail forwarding loop (Delivered-To already names it)", rcpt)
+	}
+	res := m.router.Resolve(rcpt)
+	if len(res.Targets) == 0 {
+		return nil, permFail(ExitNoUser, "5.1.1", "<%s>: user unknown", rcpt)
+	}
+	g := &group{rcpt: rcpt, prefix: m.tracePrefix(env, rcpt)}
+	seen := map[string]bool{}
+	for _, t := range res.Targets {
+		if o := targetRefusal(rcpt, t); o.failed() {
+			return nil, o
+		}
+		folder := t.Folder
+		if m.opt.Folder != "" {
+			folder = imapFolder(m.opt.Folder)
+		}
+		key := t.Root + "\x00" + folder
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		g.targets = append(g.targets, maildir.Target{Root: t.Root, Folder: folder, Quota: m.quota(t.Address)})
+		g.mailbox = append(g.mailbox, t.Address)
+		g.folder = append(g.folder, folder)
+	}
+	return g, delivered
+}
+
+// targetRefusal is the outcome for a target deliver cannot serve.
+func targetRefusal(rcpt string, t route.Target) outcome {
+	switch t.Kind {
+	case "mailbox":
+		return delivered
+	case "unknown":
+		return permFail(ExitNoUser, "5.1.1", "<%s>: user unknown", rcpt)
+	case "refused":
+		return permFail(ExitNoPerm, "5.7.1", "<%s>: delivery refused: %s", rcpt, t.Reason)
+	case "remote":
+		// Forwarding needs the spool; in MDA mode there is none to hand to.
+		return permFail(ExitNoPerm, "5.3.3", "<%s>: forwarding to %s is not supported in MDA mode", rcpt, t.Address)
+	case "pipe", "file":
+		return permFail(ExitNoPerm, "5.3.3", "<%s>: %s targets are not supported in MDA mode", rcpt, t.Kind)
+	}
+	return permFail(ExitNoPerm, "5.3.0", "<%s>: unusable route (%s)", rcpt, t.Kind)
+}
+
+// isLoop reports whether the message already carries a Delivered-To naming
+// rcpt (compared case-insensitively, as Postfix does), not counting the one
+// the MTA prepended for this very delivery.
+func isLoop(env envelope, rcpt string) bool {
+	seen := env.deliveredTo
+	if env.mtaDeliveredTo != "" {
+		seen = seen[1:] // the trace block's is the first Delivered-To
+	}
+	want := normalizeAddr(rcpt)
+	for _, a := range seen {
+		if a == want {
+			return true
+		}
+	}
+	return false
+}
+
+// tracePrefix is what deliver prepends: Return-Path (RFC 5321 §4.4) unless
+// the message already opens with one, and Delivered-To unless the MTA's
+// trace block already has it. Line ends follow the message's own.
+func (m *mda) tracePrefix(env envelope, rcpt string) []byte {
+	var b bytes.Buffer
+	if !env.returnPathFirst {
+		fmt.Fprintf(&b, "Return-Path: <%s>%s", m.sender, env.eol)
+	}
+	if env.mtaDeliveredTo == "" {
+		fmt.Fprintf(&b, "Delivered-To: %s%s", strings.ToLower(rcpt), env.eol)
+	}
+	return b.Bytes()
+}
+
+// quota is the account's own quota, else the [deliver] defaults.
+func (m *mda) quota(address string) maildir.Quota {
+	q := maildir.Quota{Bytes: m.cfg.Deliver.Quota, Messages: m.cfg.Deliver.QuotaMessages}
+	if u, ok := m.users.Lookup(address); ok {
+		if uq, ok := u.Quota(); ok {
+			q = maildir.Quota{Bytes: uq.Bytes, Messages: uq.Messages}
+		}
+	}
+	return q
+}
+
+// logLevel maps log_level; an unknown word means info.
+func logLevel(s string) slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return slog.LevelInfo
+	}
+	return l
+}
+
+// fail records a failed recipient and its log line.
+func (m *mda) fail(rcpt string, o outcome, extra []any) {
+	m.failures = append(m.failures, o)
+	status := "bounced"
+	if o.code == ExitTempFail {
+		status = "deferred"
+	}
+	args := append([]any{"from", m.sender, "to", rcpt, "status", status, "dsn", o.status,
+		"reason", o.text, "delay", m.delay()}, extra...)
+	m.logs.Warn("delivery", args...)
+}
+
+func (m *mda) delay() string {
+	return m.sys.now().Sub(m.start).Round(time.Millisecond).String()
+}
+
+// imapFolder maps -m's argument to maildir's folder naming: Dovecot's
+// Maildir++ layout writes the hierarchy separator as '.', maildir's API as
+// '/', and a level can hold no '.', so both mean the same.
+func imapFolder(f string) string { return strings.ReplaceAll(f, ".", "/") }
+
+// folderExists reports whether folder exists under root (INBOX always
+// does: the engine creates the root). An invalid name does not exist.
+func folderExists(root, folder string) bool {
+	dir, err := maildir.FolderPath(root, folder)
+	if err != nil {
+		return false
+	}
+	if dir == root {
+		return true
+	}
+	fi, err := os.Stat(filepath.Join(dir, "cur"))
+	return err == nil && fi.IsDir()
+}

@@ -5,9 +5,16 @@
 // Contract with scripts: a password is read from stdin (one line; the
 // newline is stripped) or from --password-file; "user list" prints one
 // address per line; exit status follows sysexits(3): 0 success, 1 "check"
-// found problems, 64 usage, 65 bad input (invalid address, unknown or
-// duplicate user, malformed file), 74 I/O error, 75 temporary failure (the
-// passwd lock was busy).
+// found problems, 64 usage (including a --home that is relative or not
+// below mail_root), 65 bad input (invalid address, unknown or duplicate
+// user, bad --quota, malformed file), 74 I/O error, 75 temporary failure
+// (the passwd lock was busy).
+//
+// "user add --quota" reads a size as mailroom.conf does (bytes, or k, M, G,
+// 1024-based) and writes Dovecot's userdb_quota_rule with an explicit unit;
+// "check" reports, besides file and Maildir problems, an empty domains
+// list and every user whose Maildir is not below mail_root or whose domain
+// is not hosted, all of which make deliver refuse that user's mail.
 package admin
 
 import (

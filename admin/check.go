@@ -45,6 +45,12 @@ func runCheck(c *cli.Context) []string {
 	var problems []string
 	add := func(format string, a ...any) { problems = append(problems, fmt.Sprintf(format, a...)) }
 
+	if len(cfg.Domains) == 0 {
+		// Every address is then remote, and deliver refuses remote
+		// recipients (exit 77): the default configuration delivers nothing.
+		add("domains is empty: no mail is delivered locally")
+	}
+
 	rootUID, rootOK := -1, false
 	if st, err := os.Stat(cfg.MailRoot); err != nil {
 		add("mail_root: %v", err)
@@ -79,6 +85,12 @@ func runCheck(c *cli.Context) []string {
 	}
 	for _, u := range db.Users() {
 		root, _ := db.Mailbox(u.Address)
+		if err := belowMailRoot(cfg.MailRoot, root); err != nil {
+			add("user %s: Maildir %v", u.Address, err)
+		}
+		if _, domain, _ := strings.Cut(strings.ToLower(u.Address), "@"); len(cfg.Domains) > 0 && !cfg.IsLocalDomain(domain) {
+			add("user %s: domain %s is not in domains: its mail is remote, never delivered here", u.Address, domain)
+		}
 		wantUID := u.UID
 		if wantUID < 0 && rootOK {
 			wantUID = rootUID

@@ -36,8 +36,8 @@ func userCommand() *cli.Command {
 				Flags: append(slices.Clone(passwordFlags),
 					&cli.IntFlag{Name: "uid", Value: -1, Usage: "numeric uid owning the Maildir (passwd uid field)"},
 					&cli.IntFlag{Name: "gid", Value: -1, Usage: "numeric gid of the Maildir (passwd gid field)"},
-					&cli.StringFlag{Name: "home", Usage: "Maildir root `DIR` instead of <mail_root>/<domain>/<user>"},
-					&cli.StringFlag{Name: "quota", Usage: "storage quota such as 500M or 2G (userdb_quota_rule)"},
+					&cli.StringFlag{Name: "home", Usage: "Maildir root `DIR` below mail_root instead of <mail_root>/<domain>/<user>"},
+					&cli.StringFlag{Name: "quota", Usage: "storage quota `SIZE`: bytes, or with k, M, G (1024-based) as in mailroom.conf"},
 				),
 				Action: userAdd,
 			},
@@ -97,14 +97,21 @@ func userAdd(c *cli.Context) error {
 	if u.UID == 0 || u.GID == 0 || u.UID < -1 || u.GID < -1 {
 		return withCode(ExitDataErr, errors.New("--uid and --gid must be positive: mail is never handled as root"))
 	}
-	if u.Home != "" && !filepath.IsAbs(u.Home) {
-		return withCode(ExitDataErr, fmt.Errorf("--home %q is not an absolute path", u.Home))
+	if u.Home != "" {
+		if !filepath.IsAbs(u.Home) {
+			return usageErrorf("--home %q is not an absolute path", u.Home)
+		}
+		u.Home = filepath.Clean(u.Home)
+		if err := belowMailRoot(cfg.MailRoot, u.Home); err != nil {
+			return usageErrorf("--home: %v; give a directory below mail_root %s, or change mail_root", err, cfg.MailRoot)
+		}
 	}
 	if q := c.String("quota"); q != "" {
-		u.Extra = map[string]string{"userdb_quota_rule": "*:storage=" + q}
-		if _, ok := u.Quota(); !ok {
-			return withCode(ExitDataErr, fmt.Errorf("bad --quota %q (want a size such as 500M or 2G)", q))
+		rule, err := storageRule(q)
+		if err != nil {
+			return withCode(ExitDataErr, err)
 		}
+		u.Extra = map[string]string{quotaRuleKey: rule}
 	}
 	// Refuse a duplicate before asking for a password or touching disk;
 	// AddUser checks again under the lock.

@@ -21,7 +21,7 @@ type Options struct {
 	JSON        bool   // --json: --explain prints JSON
 	CheckConfig bool   // --check-config
 	PrintConfig bool   // --print-config
-	Verbose     bool   // -v: also print the per-recipient log lines when delivery fails
+	Verbose     bool   // -v: also print the held-back logfmt lines when delivery fails
 	Help        bool   // -h, --help
 }
 

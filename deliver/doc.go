@@ -31,9 +31,14 @@
 //     (at-least-once, never at-most-once).
 //   - On failure the first line of standard error is the RFC 3463 status
 //     and reason ("4.2.2 mailbox full"), which Postfix prefers to the exit
-//     status and quotes in bounces. The logfmt summary lines (one per
-//     recipient mailbox: from, to, mailbox, folder, status, path, delay)
-//     follow on success, or with -v.
+//     status and quotes in bounces. Summary lines (internal/logging's
+//     contract: one per recipient mailbox, from, to, mailbox, folder,
+//     status, path, delay) go where log_format says. With logfmt they are
+//     held back and follow the status line on success, or with -v, so
+//     they never reach a bounce; with syslog every line, failures too,
+//     goes to the syslog daemon and standard error carries the status
+//     only (if the daemon is missing, the lines fall back to the held-back
+//     logfmt stream, after one warning line).
 //   - Nothing is left behind by a failed delivery: the message is
 //     inspected (first 64 KiB) before any file is made, the rest is checked
 //     as it streams, and the engine removes its tmp/ file on any error.

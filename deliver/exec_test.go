@@ -33,6 +33,11 @@ func TestBinary(t *testing.T) {
 	conf := e.writeConfigFile("[deliver]\nmax_message_size = 1k\n")
 	bad := filepath.Join(filepath.Dir(e.mailRoot), "bad.conf")
 	mustWrite(t, bad, "no_such_key = 1\n")
+	// With or without a syslog daemon on this machine (the logger falls
+	// back to stderr), the status line stays first and success prints
+	// nothing before it.
+	syslogConf := filepath.Join(filepath.Dir(e.mailRoot), "syslog.conf")
+	mustWrite(t, syslogConf, strings.Replace(readFile(t, conf), "hostname =", "log_format = syslog\nhostname =", 1))
 	tests := []struct {
 		name   string
 		args   []string
@@ -51,6 +56,10 @@ func TestBinary(t *testing.T) {
 		{name: "config bad", args: []string{"-c", bad, "a@example.test"}, stdin: simpleMsg, code: ExitTempFail, stderr: "4.3.5 "},
 		{name: "check-config", args: []string{"-c", conf, "--check-config"}, code: 0, stdout: ": ok"},
 		{name: "check-config bad", args: []string{"-c", bad, "--check-config"}, code: 78, stderr: "deliver: "},
+		{name: "print-config bad", args: []string{"-c", bad, "--print-config"}, code: 78, stderr: "deliver: " + bad + ":1: "},
+		{name: "print-config missing", args: []string{"-c", conf + ".missing", "--print-config"}, code: 78, stderr: "deliver: config: open "},
+		{name: "syslog, delivered", args: []string{"-c", syslogConf, "a@example.test"}, stdin: simpleMsg, code: 0},
+		{name: "syslog, unknown user", args: []string{"-c", syslogConf, "zz@example.test"}, stdin: simpleMsg, code: ExitNoUser, stderr: "5.1.1 "},
 		{name: "print-config", args: []string{"-c", conf, "--print-config"}, code: 0, stdout: "mail_root = " + e.mailRoot},
 		{name: "explain", args: []string{"-c", conf, "--explain", "list@example.test"}, code: 0, stdout: "b@example.test"},
 		{name: "explain json", args: []string{"-c", conf, "--explain", "a+x@example.test", "--json"}, code: 0, stdout: `"kind": "mailbox"`},
@@ -82,13 +91,31 @@ func TestBinary(t *testing.T) {
 			}
 		})
 	}
-	for _, u := range []string{"a", "b"} {
-		got := onlyMessage(t, e.maildirOf(u))
-		if !strings.HasPrefix(got, "Return-Path: <") || !strings.HasSuffix(got, simpleMsg) {
-			t.Errorf("%s: %q", u, got)
+	got := onlyMessage(t, e.maildirOf("b"))
+	if !strings.HasPrefix(got, "Return-Path: <") || !strings.HasSuffix(got, simpleMsg) {
+		t.Errorf("b: %q", got)
+	}
+	// a: the glued -f run and the syslog run.
+	aNew := filepath.Join(e.maildirOf("a"), "new")
+	if names := files(t, aNew); len(names) != 2 {
+		t.Errorf("a has %d messages, want 2", len(names))
+	} else {
+		for _, n := range names {
+			if got := readFile(t, n); !strings.HasPrefix(got, "Return-Path: <") || !strings.HasSuffix(got, simpleMsg) {
+				t.Errorf("a: %q", got)
+			}
 		}
 	}
 	if _, err := os.Stat(filepath.Join(e.maildirOf("zz"))); err == nil {
 		t.Error("a Maildir was made for an unknown user")
 	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

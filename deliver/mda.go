@@ -14,19 +14,28 @@ import (
 	"mailroom/internal/account"
 	"mailroom/internal/alias"
 	"mailroom/internal/config"
+	"mailroom/internal/logging"
 	"mailroom/internal/route"
 	"mailroom/maildir"
 )
 
 // System is what Run may touch of the process: its standard streams, its
-// environment and its clock. cmd/deliver passes the real ones; tests pass
-// their own.
+// environment, its clock and its log. cmd/deliver passes the real ones;
+// tests pass their own.
 type System struct {
 	Stdin     io.Reader
 	Stdout    io.Writer
 	Stderr    io.Writer
 	LookupEnv func(string) (string, bool) // nil: an empty environment
 	Now       func() time.Time            // nil: time.Now
+
+	// NewLogger builds the run's logger (cmd/deliver: internal/logging
+	// from log_format and log_level). Whatever the logger writes to w
+	// (logfmt lines, syslog's fallback) Run holds back and copies to
+	// Stderr after the status line, on success or with -v only; a logger
+	// writing elsewhere (syslog) gets every line as it happens. nil means
+	// logfmt at cfg.LogLevel.
+	NewLogger func(w io.Writer) (*slog.Logger, error)
 }
 
 func (s System) env(name string) (string, bool) {
@@ -34,6 +43,13 @@ func (s System) env(name string) (string, bool) {
 		return "", false
 	}
 	return s.LookupEnv(name)
+}
+
+func (s System) newLogger(cfg *config.Config, w io.Writer) (*slog.Logger, error) {
+	if s.NewLogger == nil {
+		return logging.New(logging.FormatLogfmt, cfg.LogLevel, w, "deliver")
+	}
+	return s.NewLogger(w)
 }
 
 func (s System) now() time.Time {
@@ -51,7 +67,12 @@ func Run(cfg *config.Config, opt Options, sys System) int {
 		return explain(cfg, opt, sys)
 	}
 	m := &mda{cfg: cfg, opt: opt, sys: sys, start: sys.now()}
-	m.logs = slog.New(slog.NewTextHandler(&m.logBuf, &slog.HandlerOptions{Level: logLevel(cfg.LogLevel)}))
+	logs, err := sys.newLogger(cfg, &m.logBuf)
+	if err != nil {
+		fmt.Fprintf(sys.Stderr, "4.3.5 mail system configuration error: %v\n", err)
+		return ExitTempFail
+	}
+	m.logs = logs
 	final := m.run()
 	if final.failed() {
 		fmt.Fprintln(sys.Stderr, final)
@@ -287,15 +308,6 @@ func (m *mda) quota(address string) maildir.Quota {
 		}
 	}
 	return q
-}
-
-// logLevel maps log_level; an unknown word means info.
-func logLevel(s string) slog.Level {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(s)); err != nil {
-		return slog.LevelInfo
-	}
-	return l
 }
 
 // fail records a failed recipient and its log line.

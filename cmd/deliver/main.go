@@ -15,10 +15,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 
 	"mailroom/deliver"
 	"mailroom/internal/config"
+	"mailroom/internal/logging"
 )
 
 // exitConfig is EX_CONFIG, the status of a failed --check-config.
@@ -45,7 +47,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	cfg, err := config.Load(path)
 	switch {
-	case err != nil && opt.CheckConfig:
+	case err != nil && (opt.CheckConfig || opt.PrintConfig):
 		fmt.Fprintf(stderr, "deliver: %v\n", err)
 		return exitConfig
 	case err != nil:
@@ -70,6 +72,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		Stdout:    stdout,
 		Stderr:    stderr,
 		LookupEnv: os.LookupEnv,
+		// log_format and log_level; deliver holds back what goes to w
+		// until the status line is out.
+		NewLogger: func(w io.Writer) (*slog.Logger, error) {
+			return logging.New(cfg.LogFormat, cfg.LogLevel, w, "deliver")
+		},
 	})
 }
 

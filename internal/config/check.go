@@ -6,7 +6,7 @@ import (
 )
 
 // Check holds c to the rules the parser applies to each value (absolute
-// paths, valid lower-case domains, known enumerations, positive durations,
+// paths, valid lower-case domains, known enumerations, non-negative sizes,
 // ...), so a Config changed by command-line flags is as safe as one read
 // from the file. It reports every problem, joined, not just the first.
 func (c *Config) Check() error {

@@ -21,14 +21,12 @@
 //     keys yet, so any key inside them is an error.
 //   - Value types: string; list (items separated by commas and/or spaces);
 //     bool (yes, no, true, false; printed as yes/no); size (bytes, with an
-//     optional k, M or G suffix, powers of 1024); duration (Go syntax, e.g.
-//     30s, 2m, 1h30m).
+//     optional k, M or G suffix, powers of 1024; see ParseSize); count (a
+//     plain non-negative integer).
 //
 // Load does not call Check: a program overlays its flags first, then calls
 // Check on the result, so that flags are held to the same rules as the file.
 package config
-
-import "time"
 
 // Default path of the configuration file.
 const DefaultPath = "/etc/mailroom/mailroom.conf"
@@ -52,12 +50,11 @@ type Config struct {
 
 // DeliverConfig is the [deliver] section.
 type DeliverConfig struct {
-	Quota            int64         // quota: default per-user storage quota in bytes (0 = none); suffixes k M G
-	QuotaMessages    int64         // quota_messages: default per-user message-count quota (0 = none)
-	OverQuota        string        // over_quota: "tempfail" (exit 75, retried) or "bounce" (permanent)
-	AllowPipeTargets bool          // allow_pipe_targets: aliases may name "|command"
-	AllowFileTargets bool          // allow_file_targets: aliases may name "/path/file"
-	ExtensionFolder  bool          // extension_folder: user+ext delivers into folder .ext when it exists
-	LockTimeout      time.Duration // lock_timeout: how long to wait for dovecot-uidlist.lock etc.
-	MaxMessageSize   int64         // max_message_size: bigger messages are refused (65 / 5.3.4); 0 = no limit
+	Quota            int64  // quota: default per-user storage quota in bytes (0 = none); suffixes k M G
+	QuotaMessages    int64  // quota_messages: default per-user message-count quota (0 = none)
+	OverQuota        string // over_quota: "tempfail" (exit 75, retried) or "bounce" (permanent)
+	AllowPipeTargets bool   // allow_pipe_targets: aliases may name "|command"
+	AllowFileTargets bool   // allow_file_targets: aliases may name "/path/file"
+	ExtensionFolder  bool   // extension_folder: user+ext delivers into folder .ext when it exists
+	MaxMessageSize   int64  // max_message_size: bigger messages are refused (65 / 5.3.4); 0 = no limit
 }

@@ -8,7 +8,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 )
 
 func TestDefault(t *testing.T) {
@@ -25,7 +24,6 @@ func TestDefault(t *testing.T) {
 		LogLevel:           "info",
 		Deliver: DeliverConfig{
 			OverQuota:      "tempfail",
-			LockTimeout:    30 * time.Second,
 			MaxMessageSize: 50 * 1024 * 1024,
 		},
 	}
@@ -63,11 +61,11 @@ func TestParse(t *testing.T) {
 		{"CRLF", "log_level = warn\r\n", func(c *Config) { c.LogLevel = "warn" }},
 		{"deliver", "[deliver]\nquota = 1G\nquota_messages = 1000\nover_quota = bounce\n" +
 			"allow_pipe_targets = yes\nallow_file_targets = TRUE\nextension_folder = true\n" +
-			"lock_timeout = 1m30s\nmax_message_size = 10M\n", func(c *Config) {
+			"max_message_size = 10M\n", func(c *Config) {
 			c.Deliver = DeliverConfig{
 				Quota: 1 << 30, QuotaMessages: 1000, OverQuota: "bounce",
 				AllowPipeTargets: true, AllowFileTargets: true, ExtensionFolder: true,
-				LockTimeout: 90 * time.Second, MaxMessageSize: 10 << 20,
+				MaxMessageSize: 10 << 20,
 			}
 		}},
 		{"sizes", "[deliver]\nquota = 512k\nmax_message_size = 0\n", func(c *Config) { c.Deliver.Quota, c.Deliver.MaxMessageSize = 512<<10, 0 }},
@@ -118,8 +116,7 @@ func TestParseErrors(t *testing.T) {
 		{"count with suffix", "[deliver]\nquota_messages = 1k\n", `quota_messages: bad number "1k"`},
 		{"count overflow", "[deliver]\nquota_messages = 99999999999999999999\n", `quota_messages: bad number`},
 		{"bad bool", "[deliver]\nallow_pipe_targets = maybe\n", `test.conf:2: allow_pipe_targets: bad boolean "maybe"`},
-		{"bad duration", "[deliver]\nlock_timeout = 30\n", `lock_timeout: bad duration "30"`},
-		{"zero duration", "[deliver]\nlock_timeout = 0s\n", `lock_timeout: duration "0s" must be positive`},
+		{"lock_timeout is gone", "[deliver]\nlock_timeout = 30s\n", `test.conf:2: unknown key "lock_timeout" in [deliver]`},
 		{"bad over_quota", "[deliver]\nover_quota = drop\n", `over_quota: bad value "drop" (want one of tempfail, bounce)`},
 		{"bad log_format", "log_format = json\n", `log_format: bad value "json"`},
 		{"bad log_level", "log_level = INFO\n", `log_level: bad value "INFO"`},
@@ -226,7 +223,6 @@ func TestPrintRoundTrip(t *testing.T) {
 	c.Deliver.Quota = 3<<20 + 1
 	c.Deliver.MaxMessageSize = 0
 	c.Deliver.AllowFileTargets = true
-	c.Deliver.LockTimeout = 1500 * time.Millisecond
 	var buf bytes.Buffer
 	if err := Print(&buf, c); err != nil {
 		t.Fatal(err)
@@ -264,7 +260,6 @@ over_quota = tempfail
 allow_pipe_targets = no
 allow_file_targets = no
 extension_folder = no
-lock_timeout = 30s
 max_message_size = 50M
 `
 	if buf.String() != want {
@@ -296,7 +291,7 @@ func TestPrintCoversEveryField(t *testing.T) {
 		for i := 0; i < v.NumField(); i++ {
 			f := v.Field(i)
 			name := path + v.Type().Field(i).Name
-			if f.Kind() == reflect.Struct && f.Type() != reflect.TypeOf(time.Duration(0)) {
+			if f.Kind() == reflect.Struct {
 				walk(f, name+".")
 				continue
 			}
@@ -342,8 +337,6 @@ var nonDefaultStrings = map[string]string{
 
 func setNonDefault(t *testing.T, f reflect.Value, path string) {
 	switch {
-	case f.Type() == reflect.TypeOf(time.Duration(0)):
-		f.SetInt(int64(f.Interface().(time.Duration) + 7*time.Second))
 	case f.Kind() == reflect.String:
 		v, ok := nonDefaultStrings[path]
 		if !ok {
@@ -378,7 +371,6 @@ func TestCheck(t *testing.T) {
 		{"log_format", func(c *Config) { c.LogFormat = "" }, `log_format: bad value ""`},
 		{"negative quota", func(c *Config) { c.Deliver.Quota = -1 }, `quota: bad size "-1"`},
 		{"negative count", func(c *Config) { c.Deliver.QuotaMessages = -1 }, `quota_messages: bad number "-1"`},
-		{"zero lock timeout", func(c *Config) { c.Deliver.LockTimeout = 0 }, `lock_timeout: duration "0s" must be positive`},
 		{"hostname", func(c *Config) { c.Hostname = "" }, `hostname: empty hostname`},
 		{"delimiter", func(c *Config) { c.RecipientDelimiter = "@" }, `recipient_delimiter`},
 		{"unprintable", func(c *Config) { c.Hostname = "a\nb" }, `cannot be written`},
@@ -421,4 +413,75 @@ func TestIsLocalDomain(t *testing.T) {
 	if Default().IsLocalDomain("localhost") {
 		t.Error("default config hosts a domain")
 	}
+}
+
+func TestParseSize(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    int64
+		wantErr bool
+	}{
+		{"0", 0, false},
+		{"500", 500, false},
+		{"1k", 1024, false},
+		{"1K", 1024, false},
+		{"500M", 500 << 20, false},
+		{"2g", 2 << 30, false},
+		{"8589934591G", 8589934591 << 30, false},
+		{"8589934592G", 0, true}, // 2^63 overflows int64
+		{"", 0, true},
+		{"k", 0, true},
+		{"1T", 0, true},
+		{"1B", 0, true},
+		{"-1", 0, true},
+		{"+1", 0, true},
+		{"1.5M", 0, true},
+		{" 1", 0, true},
+		{"1 M", 0, true},
+		{"0x10", 0, true},
+	}
+	for _, tt := range tests {
+		got, err := ParseSize(tt.in)
+		if (err != nil) != tt.wantErr || got != tt.want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d, error %v", tt.in, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
+
+func TestFormatSize(t *testing.T) {
+	for _, tt := range []struct {
+		in   int64
+		want string
+	}{
+		{0, "0"}, {1, "1"}, {1023, "1023"}, {1024, "1k"}, {1536, "1536"},
+		{3 << 20, "3M"}, {5 << 30, "5G"}, {1<<30 + 1<<20, "1025M"},
+	} {
+		if got := FormatSize(tt.in); got != tt.want {
+			t.Errorf("FormatSize(%d) = %q, want %q", tt.in, got, tt.want)
+		}
+		if back, err := ParseSize(FormatSize(tt.in)); err != nil || back != tt.in {
+			t.Errorf("ParseSize(FormatSize(%d)) = %d, %v", tt.in, back, err)
+		}
+	}
+}
+
+// FuzzParseSize checks that every size ParseSize accepts prints back to
+// itself through FormatSize.
+func FuzzParseSize(f *testing.F) {
+	for _, s := range []string{"0", "500", "1k", "2G", "3m", "9999999999999G", "x", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		n, err := ParseSize(in)
+		if err != nil {
+			return
+		}
+		if n < 0 {
+			t.Fatalf("ParseSize(%q) = %d < 0", in, n)
+		}
+		back, err := ParseSize(FormatSize(n))
+		if err != nil || back != n {
+			t.Fatalf("ParseSize(FormatSize(%d)) = %d, %v", n, back, err)
+		}
+	})
 }

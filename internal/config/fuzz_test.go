@@ -16,7 +16,7 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add("")
 	f.Add("hostname = mx.example.org\ndomains = a.example, B.example\n")
-	f.Add("[deliver]\nquota = 1G\nlock_timeout = 1m\nallow_pipe_targets = yes\n")
+	f.Add("[deliver]\nquota = 1G\nallow_pipe_targets = yes\n")
 	f.Add("[smtpd]\nx = y\n")
 	f.Add("quota = 1\n")
 	f.Add("recipient_delimiter =\nlog_level=debug\r\n[ deliver ]\nmax_message_size=0\n")

@@ -4,7 +4,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // Section names. The empty name is the top of the file.
@@ -55,7 +54,6 @@ var keys = []key{
 	boolKey(sectionDeliver, "allow_pipe_targets", func(c *Config) *bool { return &c.Deliver.AllowPipeTargets }),
 	boolKey(sectionDeliver, "allow_file_targets", func(c *Config) *bool { return &c.Deliver.AllowFileTargets }),
 	boolKey(sectionDeliver, "extension_folder", func(c *Config) *bool { return &c.Deliver.ExtensionFolder }),
-	durationKey(sectionDeliver, "lock_timeout", func(c *Config) *time.Duration { return &c.Deliver.LockTimeout }),
 	sizeKey(sectionDeliver, "max_message_size", func(c *Config) *int64 { return &c.Deliver.MaxMessageSize }),
 }
 
@@ -84,7 +82,6 @@ func Default() *Config {
 			AllowPipeTargets: false,
 			AllowFileTargets: false,
 			ExtensionFolder:  false,
-			LockTimeout:      30 * time.Second,
 			MaxMessageSize:   50 << 20,
 		},
 	}
@@ -141,14 +138,14 @@ func sizeKey(section, name string, field func(*Config) *int64) key {
 		section: section,
 		name:    name,
 		set: func(c *Config, v string) error {
-			n, err := parseSize(v)
+			n, err := ParseSize(v)
 			if err != nil {
 				return err
 			}
 			*field(c) = n
 			return nil
 		},
-		get: func(c *Config) string { return formatSize(*field(c)) },
+		get: func(c *Config) string { return FormatSize(*field(c)) },
 	}
 }
 
@@ -181,22 +178,6 @@ func boolKey(section, name string, field func(*Config) *bool) key {
 			return nil
 		},
 		get: func(c *Config) string { return formatBool(*field(c)) },
-	}
-}
-
-func durationKey(section, name string, field func(*Config) *time.Duration) key {
-	return key{
-		section: section,
-		name:    name,
-		set: func(c *Config, v string) error {
-			d, err := parseDuration(v)
-			if err != nil {
-				return err
-			}
-			*field(c) = d
-			return nil
-		},
-		get: func(c *Config) string { return field(c).String() },
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 	"unicode"
 )
 
@@ -31,9 +30,12 @@ var sizeUnits = []struct {
 	{"k", 1 << 10},
 }
 
-// parseSize reads a non-negative byte count with an optional k, M or G
-// suffix (either case).
-func parseSize(v string) (int64, error) {
+// ParseSize reads a size as mailroom.conf writes it: a non-negative byte
+// count with an optional k, M or G suffix (either case), powers of 1024, so
+// "500" is 500 bytes and "2G" is 2147483648. The admin command reads its
+// --quota with it, so that a quota means the same on the command line as
+// in the file.
+func ParseSize(v string) (int64, error) {
 	num, mult := v, int64(1)
 	for _, u := range sizeUnits {
 		if strings.HasSuffix(strings.ToLower(v), strings.ToLower(u.suffix)) {
@@ -51,9 +53,10 @@ func parseSize(v string) (int64, error) {
 	return n * mult, nil
 }
 
-// formatSize prints n with the largest suffix that divides it exactly, so
-// that Print shows "50M" rather than 52428800.
-func formatSize(n int64) string {
+// FormatSize prints n with the largest suffix that divides it exactly, so
+// that Print shows "50M" rather than 52428800; ParseSize reads it back to
+// n. A size no suffix divides (and 0) is printed as plain bytes.
+func FormatSize(n int64) string {
 	if n > 0 {
 		for _, u := range sizeUnits {
 			if n%u.mult == 0 {
@@ -92,19 +95,6 @@ func formatBool(b bool) string {
 		return "yes"
 	}
 	return "no"
-}
-
-// parseDuration reads a positive Go duration; a zero or negative wait
-// would make every lock attempt fail at once.
-func parseDuration(v string) (time.Duration, error) {
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		return 0, fmt.Errorf("bad duration %q (want e.g. 30s, 2m): %w", v, err)
-	}
-	if d <= 0 {
-		return 0, fmt.Errorf("duration %q must be positive", v)
-	}
-	return d, nil
 }
 
 func oneOf(allowed ...string) func(string) error {

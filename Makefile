@@ -1,0 +1,70 @@
+# mailroom: build, test, run and install.
+#
+#   make run      build, then run everything on 127.0.0.1 with state in ./run/
+#   make test     every test, interop and end-to-end included (what CI runs)
+#   make lint     gofmt, go vet, mandoc -Tlint
+#   make install  PREFIX=/usr/local DESTDIR= (see the variables below)
+#
+# GOFLAGS (e.g. -trimpath) is honoured by every go command through the
+# environment.
+
+GO ?= go
+
+PREFIX     ?= /usr/local
+SBINDIR    ?= $(PREFIX)/sbin
+MANDIR     ?= $(PREFIX)/share/man
+# The programs read /etc/mailroom/mailroom.conf unless told otherwise, so the
+# sample goes to /etc even when PREFIX is /usr/local.
+SYSCONFDIR ?= /etc
+UNITDIR    ?= /lib/systemd/system
+DESTDIR    ?=
+
+# Every directory under cmd/ is a program; all of them are system
+# administration commands or daemons, so all go to sbin (DESIGN.md §2).
+PROGRAMS := $(notdir $(wildcard cmd/*))
+MAN5     := $(wildcard man/*.5)
+MAN8     := $(wildcard man/*.8)
+UNITS    := $(wildcard etc/systemd/*.service etc/systemd/*.socket)
+
+.PHONY: all build test lint run bench install clean
+
+all: build
+
+build:
+	$(GO) build -o bin/ ./cmd/...
+
+# MAILROOM_REQUIRE_INTEROP=1 turns "tool missing, skipped" into a failure:
+# the interop tests against Dovecot and Postfix must really run.
+test:
+	MAILROOM_REQUIRE_INTEROP=1 $(GO) test -race -timeout 20m ./...
+
+lint:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then \
+		echo "gofmt -l: these files need gofmt:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(if $(MAN5)$(MAN8),mandoc -Tlint -Wwarning $(MAN5) $(MAN8))
+
+run:
+	scripts/run.sh
+
+bench:
+	scripts/bench.sh
+
+# An existing mailroom.conf is the admin's: install never overwrites it.
+install: build
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	install -m 0755 $(addprefix bin/,$(PROGRAMS)) $(DESTDIR)$(SBINDIR)/
+	$(if $(MAN5),install -m 0644 $(MAN5) $(DESTDIR)$(MANDIR)/man5/)
+	$(if $(MAN8),install -m 0644 $(MAN8) $(DESTDIR)$(MANDIR)/man8/)
+	$(if $(UNITS),install -d $(DESTDIR)$(UNITDIR))
+	$(if $(UNITS),install -m 0644 $(UNITS) $(DESTDIR)$(UNITDIR)/)
+	@if [ -f etc/mailroom.conf ] && [ ! -e $(DESTDIR)$(SYSCONFDIR)/mailroom/mailroom.conf ]; then \
+		echo install -m 0644 etc/mailroom.conf $(DESTDIR)$(SYSCONFDIR)/mailroom/mailroom.conf; \
+		install -d $(DESTDIR)$(SYSCONFDIR)/mailroom && \
+		install -m 0644 etc/mailroom.conf $(DESTDIR)$(SYSCONFDIR)/mailroom/mailroom.conf; \
+	fi
+
+# ./run/ (make run's state: accounts, Maildirs, certificate) is kept on
+# purpose; remove it by hand to start the playground afresh.
+clean:
+	rm -rf bin/

@@ -35,7 +35,7 @@ build:
 
 # MAILROOM_REQUIRE_INTEROP=1 turns "tool missing, skipped" into a failure:
 # the interop tests against Dovecot and Postfix must really run.
-test:
+test: lint
 	MAILROOM_REQUIRE_INTEROP=1 $(GO) test -race -timeout 20m ./...
 
 lint:

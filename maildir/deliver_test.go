@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -454,4 +455,47 @@ func TestDeliverDovecot(t *testing.T) {
 		}
 	}
 	s.run("LOGOUT")
+}
+
+// TestDeliverMoveNeverReplaces: the rename that hands the tmp file to the
+// last target must fail, not overwrite, when the name is taken.
+func TestDeliverMoveNeverReplaces(t *testing.T) {
+	dir := t.TempDir()
+	src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
+	if err := os.WriteFile(src, []byte("new"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	moved, err := deliverMove(src, dst)
+	if moved || !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("deliverMove over an existing file = %v, %v; want false, EEXIST", moved, err)
+	}
+	if got, _ := os.ReadFile(dst); string(got) != "old" {
+		t.Errorf("existing message overwritten: %q", got)
+	}
+	if _, err := os.Stat(src); err != nil {
+		t.Errorf("source lost: %v", err)
+	}
+}
+
+// TestDeliverLastTargetTakesTmpFile: a single-target delivery leaves no
+// tmp file behind and the delivered file has one link.
+func TestDeliverLastTargetTakesTmpFile(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "u")
+	res, err := (&Deliverer{Host: "h"}).Deliver(strings.NewReader("Subject: x\n\nbody\n"), []Target{{Root: root}})
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("Deliver: %v %v", err, res[0].Err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(res[0].Path, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Nlink != 1 {
+		t.Errorf("nlink = %d, want 1 (moved, not linked)", st.Nlink)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(root, "tmp")); len(ents) != 0 {
+		t.Errorf("tmp/ not empty: %v", ents)
+	}
 }

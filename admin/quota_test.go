@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"mailroom/internal/config"
+	"mailroom/internal/testutil"
 )
 
 func TestStorageRule(t *testing.T) {
@@ -71,26 +72,13 @@ func TestQuotaFlagMeansConfigBytes(t *testing.T) {
 
 const dovecotIMAP = "/usr/lib/dovecot/imap"
 
-// requireTool skips when path is missing, unless MAILROOM_REQUIRE_INTEROP=1
-// (make test, CI), where it fails.
-func requireTool(t *testing.T, path string) {
-	t.Helper()
-	if _, err := os.Stat(path); err == nil {
-		return
-	}
-	if os.Getenv("MAILROOM_REQUIRE_INTEROP") == "1" {
-		t.Fatalf("%s is required (MAILROOM_REQUIRE_INTEROP=1) but missing", path)
-	}
-	t.Skipf("%s not installed", path)
-}
-
 // TestDovecotReadsQuotaRule gives the rule "user add --quota" wrote to
 // Dovecot's quota plugin and reads the limit back over IMAP GETQUOTAROOT
 // (RFC 2087 §3: STORAGE in units of 1024 octets, which Dovecot rounds
 // up): a bare number would be kilobytes to Dovecot, so "500" (bytes) must
 // come back as 1, not 500.
 func TestDovecotReadsQuotaRule(t *testing.T) {
-	requireTool(t, dovecotIMAP)
+	testutil.RequireTool(t, dovecotIMAP)
 	in := newInstall(t)
 	tests := []struct {
 		size    string

@@ -140,21 +140,30 @@ func userAdd(c *cli.Context) error {
 	return nil
 }
 
-func userPasswd(c *cli.Context) error {
-	addr, err := oneAddress(c)
-	if err != nil {
-		return err
+// existingUser is the prologue of the commands that act on one user: the
+// address argument, the config, and the user's Maildir root.
+func existingUser(c *cli.Context) (addr, root string, cfg *config.Config, err error) {
+	if addr, err = oneAddress(c); err != nil {
+		return "", "", nil, err
 	}
-	cfg, err := loadConfig(c)
-	if err != nil {
-		return err
+	if cfg, err = loadConfig(c); err != nil {
+		return "", "", nil, err
 	}
 	db, err := account.Load(cfg.PasswdFile, cfg.MailRoot)
 	if err != nil {
-		return err
+		return "", "", nil, err
 	}
-	if _, ok := db.Lookup(addr); !ok {
-		return fmt.Errorf("%w: %s", account.ErrNoSuchUser, addr)
+	root, ok := db.Mailbox(addr)
+	if !ok {
+		return "", "", nil, fmt.Errorf("%w: %s", account.ErrNoSuchUser, addr)
+	}
+	return addr, root, cfg, nil
+}
+
+func userPasswd(c *cli.Context) error {
+	addr, _, cfg, err := existingUser(c)
+	if err != nil {
+		return err
 	}
 	h, err := newHash(c)
 	if err != nil {
@@ -168,21 +177,9 @@ func userPasswd(c *cli.Context) error {
 }
 
 func userDel(c *cli.Context) error {
-	addr, err := oneAddress(c)
+	addr, root, cfg, err := existingUser(c)
 	if err != nil {
 		return err
-	}
-	cfg, err := loadConfig(c)
-	if err != nil {
-		return err
-	}
-	db, err := account.Load(cfg.PasswdFile, cfg.MailRoot)
-	if err != nil {
-		return err
-	}
-	root, ok := db.Mailbox(addr)
-	if !ok {
-		return fmt.Errorf("%w: %s", account.ErrNoSuchUser, addr)
 	}
 	if err := account.DeleteUser(cfg.PasswdFile, addr); err != nil {
 		return err

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"mailroom/internal/testutil"
 )
 
 const dtestMsg = "Return-Path: <a@example.org>\nSubject: hi\n\nline one\nline two\r\n"
@@ -428,7 +430,7 @@ func BenchmarkDeliver5K(b *testing.B) {
 // message in INBOX and in a folder, RFC822.SIZE equal to both our W= and
 // the CRLF size Dovecot computes itself when it sends BODY[].
 func TestDeliverDovecot(t *testing.T) {
-	requireTool(t, dovecotIMAP)
+	testutil.RequireTool(t, dovecotIMAP)
 	root := filepath.Join(t.TempDir(), "Maildir")
 	if err := CreateFolder(root, "Lists/Go"); err != nil {
 		t.Fatal(err)

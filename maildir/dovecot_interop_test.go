@@ -13,22 +13,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"mailroom/internal/testutil"
 )
 
 const dovecotIMAP = "/usr/lib/dovecot/imap"
-
-// requireTool skips the test when path is missing, unless
-// MAILROOM_REQUIRE_INTEROP=1 (make test, CI), where it fails instead.
-func requireTool(t *testing.T, path string) {
-	t.Helper()
-	if _, err := os.Stat(path); err == nil {
-		return
-	}
-	if os.Getenv("MAILROOM_REQUIRE_INTEROP") == "1" {
-		t.Fatalf("%s is required (MAILROOM_REQUIRE_INTEROP=1) but missing", path)
-	}
-	t.Skipf("%s not installed", path)
-}
 
 // dovecotIDs returns the uid/gid Dovecot's imap should run the mailbox as.
 // As root, Dovecot refuses to keep root, so the Maildir is handed to nobody.
@@ -284,7 +273,7 @@ func compareWithDovecot(t *testing.T, m *Mailbox, st dovecotState) {
 // UIDVALIDITY and UIDNEXT. Then Dovecot changes flags and mailroom must see
 // them.
 func TestDovecotReadsMailroom(t *testing.T) {
-	requireTool(t, dovecotIMAP)
+	testutil.RequireTool(t, dovecotIMAP)
 	dir := mbtestMaildir(t, "Maildir")
 	for i := 0; i < 5; i++ {
 		mbtestMustDeliver(t, dir, fmt.Sprintf("Subject: %d\r\n\r\nbody %d\r\n", i, i))
@@ -345,7 +334,7 @@ func TestDovecotReadsMailroom(t *testing.T) {
 // TestMailroomReadsDovecot: Dovecot APPENDs, STOREs and EXPUNGEs in a fresh
 // Maildir; mailroom must read the same UIDs, flags, keywords, UIDVALIDITY.
 func TestMailroomReadsDovecot(t *testing.T) {
-	requireTool(t, dovecotIMAP)
+	testutil.RequireTool(t, dovecotIMAP)
 	dir := mbtestMaildir(t, "Maildir")
 	conf := dovecotPrepare(t, dir)
 	d := dovecotStart(t, conf, dir)
@@ -384,7 +373,7 @@ func TestMailroomReadsDovecot(t *testing.T) {
 // Dovecot must not assign UIDs; it must wait for the lock and then continue
 // from our next UID.
 func TestDovecotHonoursOurLock(t *testing.T) {
-	requireTool(t, dovecotIMAP)
+	testutil.RequireTool(t, dovecotIMAP)
 	dir := mbtestMaildir(t, "Maildir")
 	mbtestMustDeliver(t, dir, "Subject: 1\r\n\r\n")
 	m := mbtestOpen(t, dir)

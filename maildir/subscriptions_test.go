@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"mailroom/internal/testutil"
 )
 
 func TestSubscriptionsFormat(t *testing.T) {
@@ -131,7 +133,7 @@ func FuzzSubscriptions(f *testing.F) {
 // what mailroom writes Dovecot lists, and what Dovecot writes mailroom
 // reads.
 func TestSubscriptionsDovecot(t *testing.T) {
-	requireTool(t, dovecotIMAP)
+	testutil.RequireTool(t, dovecotIMAP)
 	root := filepath.Join(t.TempDir(), "Maildir")
 	for _, n := range []string{"Lists/Go", "Café/x", "Sent"} {
 		if err := CreateFolder(root, n); err != nil {

@@ -2,23 +2,12 @@ package account
 
 import (
 	"errors"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
-)
 
-// requireTool skips when the program is missing, unless
-// MAILROOM_REQUIRE_INTEROP=1 (make test, CI), where it fails.
-func requireTool(t *testing.T, path string) {
-	t.Helper()
-	if _, err := exec.LookPath(path); err != nil {
-		if os.Getenv("MAILROOM_REQUIRE_INTEROP") == "1" {
-			t.Fatalf("%s not installed (MAILROOM_REQUIRE_INTEROP=1): %v", path, err)
-		}
-		t.Skipf("%s not installed: %v", path, err)
-	}
-}
+	"mailroom/internal/testutil"
+)
 
 const doveadm = "doveadm"
 
@@ -52,7 +41,7 @@ func doveadmVerifies(t *testing.T, hash, password string) bool {
 var interopPasswords = []string{"secret", "pässwörd ✓", strings.Repeat("x", 64), strings.Repeat("y", 65)}
 
 func TestDoveadmHashesVerifyHere(t *testing.T) {
-	requireTool(t, doveadm)
+	testutil.RequireTool(t, doveadm)
 	for _, scheme := range []string{"SHA512-CRYPT", "BLF-CRYPT", "ARGON2ID"} {
 		pws := interopPasswords
 		if scheme == "ARGON2ID" {
@@ -87,7 +76,7 @@ func TestDoveadmHashesVerifyHere(t *testing.T) {
 }
 
 func TestOurHashesVerifyInDoveadm(t *testing.T) {
-	requireTool(t, doveadm)
+	testutil.RequireTool(t, doveadm)
 	cheapHashes(t) // doveadm reads the costs from the hash; the format is what matters
 	for _, scheme := range []string{"BLF-CRYPT", "ARGON2ID"} {
 		for _, pw := range interopPasswords {

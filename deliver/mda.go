@@ -36,6 +36,15 @@ type System struct {
 	// writing elsewhere (syslog) gets every line as it happens. nil means
 	// logfmt at cfg.LogLevel.
 	NewLogger func(w io.Writer) (*slog.Logger, error)
+
+	// BeforeWrite, if set, is called once in MDA mode after the accounts
+	// and aliases are loaded and before the message is read or anything
+	// is written. cmd/deliver drops root here: the tables may be readable
+	// by root alone, the Maildirs must not be written by root. An error
+	// defers the message (4.3.5, exit 75) with the error's text as the
+	// status line, so it should name the problem for the administrator.
+	// Run itself never changes the process's credentials.
+	BeforeWrite func() error
 }
 
 func (s System) env(name string) (string, bool) {
@@ -126,6 +135,12 @@ func (m *mda) run() outcome {
 	}
 	if o := m.load(); o.failed() {
 		return o
+	}
+	if m.sys.BeforeWrite != nil {
+		if err := m.sys.BeforeWrite(); err != nil {
+			m.logs.Error("privileges", "err", err)
+			return tempFail("4.3.5", "%v", err)
+		}
 	}
 	br := bufio.NewReaderSize(m.sys.Stdin, headerScanLimit)
 	env, err := inspect(br)

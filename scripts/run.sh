@@ -249,14 +249,8 @@ fi
 
 # --- what is where ----------------------------------------------------------
 
-# As root, the commands to try run as the owner too: mail that root
-# delivered would be root's files in a Maildir the owner could not manage.
-as= as_note=
-if [ "$(id -u)" = 0 ]; then
-	as="setpriv --reuid=$owner_uid --regid=$owner_gid --clear-groups "
-	as_note=" (as uid $owner_uid, the owner of ./run/)"
-fi
-
+# The commands to try work as root too: deliver started by root writes as
+# the owner of run/mail, and mailroom gives what it makes to that owner.
 cat <<EOF
 
 mailroom is running from $top
@@ -269,11 +263,11 @@ mailroom is running from $top
              IMAP $IMAP_PORT, IMAPS $IMAPS_PORT, POP3 $POP3_PORT, POP3S $POP3S_PORT
              (open once those daemons exist; running now: ${names[*]:-none})
 
-Try it${as_note}:
-  printf 'Subject: hi\n\nhello\n' | ${as}bin/deliver -c run/mailroom.conf $DEMO
+Try it:
+  printf 'Subject: hi\n\nhello\n' | bin/deliver -c run/mailroom.conf $DEMO
   ls run/mail/localhost/demo/new
-  ${as}bin/deliver -c run/mailroom.conf --explain $DEMO
-  ${as}bin/mailroom --config run/mailroom.conf user list
+  bin/deliver -c run/mailroom.conf --explain $DEMO
+  bin/mailroom --config run/mailroom.conf user list
 
 Ctrl-C stops it.
 EOF

@@ -15,12 +15,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 
 	"mailroom/deliver"
 	"mailroom/internal/config"
 	"mailroom/internal/logging"
+	"mailroom/internal/privs"
 )
 
 // exitConfig is EX_CONFIG, the status of a failed --check-config.
@@ -77,7 +79,36 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		NewLogger: func(w io.Writer) (*slog.Logger, error) {
 			return logging.New(cfg.LogFormat, cfg.LogLevel, w, "deliver")
 		},
+		BeforeWrite: func() error { return dropRoot(cfg.MailRoot) },
 	})
+}
+
+// dropRoot makes a deliver started as root (a cron job, a root shell, an
+// MTA's root-run command) write as the owner of mail_root: mail written by
+// root would be unreadable to the imapd and pop3d running as that owner,
+// and root must not create files in directories other users control. It
+// runs after the tables are read, so they may stay readable by root alone
+// (docs/security.md). Anyone else writes as themselves, as before.
+func dropRoot(mailRoot string) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	uid, gid, err := privs.Owner(mailRoot)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("refusing to deliver as root: mail_root %s does not exist", mailRoot)
+	case err != nil:
+		return fmt.Errorf("refusing to deliver as root: mail_root: %w", err)
+	case uid == 0:
+		return fmt.Errorf("refusing to deliver as root: mail_root %s is owned by root", mailRoot)
+	case gid == 0:
+		// Writing with root's group is root's privilege too.
+		return fmt.Errorf("refusing to deliver as root: mail_root %s has group root", mailRoot)
+	}
+	if err := privs.DropTo(uid, gid); err != nil {
+		return fmt.Errorf("refusing to deliver as root: becoming uid %d gid %d, the owner of mail_root: %w", uid, gid, err)
+	}
+	return nil
 }
 
 // checkConfig validates the file and the tables it names.

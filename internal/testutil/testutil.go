@@ -53,3 +53,58 @@ func TempMaildirRoot(t testing.TB) string {
 	}
 	return root
 }
+
+// NobodyID is the uid and gid (Debian's nobody and nogroup) to which tests
+// running as root give a mail root.
+const NobodyID = 65534
+
+// ShareMailRoot readies root, a directory under the temporary directory
+// (as from TempMaildirRoot), for a program that, started as root, drops to
+// the owner of mail_root before writing (deliver): when the test runs as
+// root, root is given to nobody:nogroup and every directory between the
+// temporary directory and root is made searchable by others (0711, never
+// readable), so that nobody can reach it; directories above the temporary
+// directory are left alone and must already be searchable. It returns the
+// uid and gid that own root afterwards. Run by anyone else it changes
+// nothing and returns the caller's ids.
+func ShareMailRoot(t testing.TB, root string) (uid, gid int) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		return os.Getuid(), os.Getgid()
+	}
+	tmp, err := filepath.EvalSymlinks(os.TempDir())
+	if err != nil {
+		t.Fatalf("resolving the temporary directory: %v", err)
+		return -1, -1
+	}
+	dir := filepath.Dir(root)
+	if rel, err := filepath.Rel(tmp, dir); err != nil || rel == "." || !filepath.IsLocal(rel) {
+		t.Fatalf("ShareMailRoot: %s is not below the temporary directory %s", root, tmp)
+		return -1, -1
+	}
+	for ; dir != tmp; dir = filepath.Dir(dir) {
+		if err := os.Chmod(dir, 0o711); err != nil {
+			t.Fatalf("ShareMailRoot: %v", err)
+			return -1, -1
+		}
+	}
+	for ; ; dir = filepath.Dir(dir) {
+		fi, err := os.Stat(dir)
+		if err != nil {
+			t.Fatalf("ShareMailRoot: %v", err)
+			return -1, -1
+		}
+		if fi.Mode().Perm()&0o001 == 0 {
+			t.Fatalf("ShareMailRoot: %s (mode %v) is not searchable by others, so uid %d cannot reach the mail root; use a TMPDIR that is", dir, fi.Mode().Perm(), NobodyID)
+			return -1, -1
+		}
+		if dir == filepath.Dir(dir) {
+			break
+		}
+	}
+	if err := os.Chown(root, NobodyID, NobodyID); err != nil {
+		t.Fatalf("ShareMailRoot: %v", err)
+		return -1, -1
+	}
+	return NobodyID, NobodyID
+}

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -156,4 +157,54 @@ func TestBuildBinariesFailures(t *testing.T) {
 			t.Errorf("failure = %q, want it to point at RunMain", f.fatal)
 		}
 	})
+}
+
+func TestShareMailRoot(t *testing.T) {
+	root := TempMaildirRoot(t)
+	uid, gid := ShareMailRoot(t, root)
+	fi, err := os.Stat(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if int(st.Uid) != uid || int(st.Gid) != gid {
+		t.Errorf("mail root owned by %d:%d, ShareMailRoot said %d:%d", st.Uid, st.Gid, uid, gid)
+	}
+	if os.Geteuid() != 0 {
+		if uid != os.Getuid() || gid != os.Getgid() {
+			t.Errorf("not root: ShareMailRoot returned %d:%d, want the caller's %d:%d", uid, gid, os.Getuid(), os.Getgid())
+		}
+		return
+	}
+	if uid != NobodyID || gid != NobodyID {
+		t.Errorf("as root: ShareMailRoot returned %d:%d, want %d:%d", uid, gid, NobodyID, NobodyID)
+	}
+	// Every directory from / down to the mail root is searchable by
+	// others; the ones the test made are not readable by them.
+	tmp, err := filepath.EvalSymlinks(os.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for dir := filepath.Dir(root); ; dir = filepath.Dir(dir) {
+		fi, err := os.Stat(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm()&0o001 == 0 {
+			t.Errorf("%s: mode %v, not searchable by others", dir, fi.Mode().Perm())
+		}
+		if strings.HasPrefix(dir, tmp+string(filepath.Separator)) && fi.Mode().Perm() != 0o711 {
+			t.Errorf("%s: mode %v, want 0711", dir, fi.Mode().Perm())
+		}
+		if dir == filepath.Dir(dir) {
+			break
+		}
+	}
+
+	// A directory outside the temporary directory is refused.
+	f := &fakeTB{TB: t}
+	ShareMailRoot(f, "/etc/mailroom-not-a-mail-root")
+	if !strings.Contains(f.fatal, "not below the temporary directory") {
+		t.Errorf("a path outside the temporary directory: fatal %q", f.fatal)
+	}
 }

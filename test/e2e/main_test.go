@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -52,13 +53,17 @@ type env struct {
 
 // newEnv writes a mailroom.conf hosting domains (at least one) with every
 // path in a fresh temporary directory. The passwd file is created by the
-// first addUser; the aliases file exists and is empty.
+// first addUser; the aliases file exists and is empty. When the tests run
+// as root, the mail root belongs to nobody (testutil.ShareMailRoot), as it
+// would to vmail: mailroom gives new Maildirs to that owner and deliver,
+// started as root, drops to it before writing (docs/security.md).
 func newEnv(t *testing.T, domains ...string) *env {
 	t.Helper()
 	if len(domains) == 0 {
 		t.Fatal("newEnv: no domain")
 	}
 	root := testutil.TempMaildirRoot(t)
+	testutil.ShareMailRoot(t, root)
 	dir := filepath.Dir(root)
 	e := &env{
 		t:        t,
@@ -193,6 +198,40 @@ func (e *env) newMail(address string) []string {
 	return msgs
 }
 
+// wantOwnedLikeMailRoot fails the test unless dir and every file in it
+// have the mail root's owner and group.
+func (e *env) wantOwnedLikeMailRoot(dir string) {
+	e.t.Helper()
+	want := ownerOf(e.t, e.MailRoot)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	paths := []string{dir}
+	for _, de := range entries {
+		paths = append(paths, filepath.Join(dir, de.Name()))
+	}
+	for _, p := range paths {
+		if got := ownerOf(e.t, p); got != want {
+			e.t.Errorf("%s is owned by %s, want %s like the mail root", p, got, want)
+		}
+	}
+}
+
+// ownerOf is "uid:gid" of path.
+func ownerOf(t *testing.T, path string) string {
+	t.Helper()
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		t.Fatalf("%s: no owner in %T", path, fi.Sys())
+	}
+	return fmt.Sprintf("%d:%d", st.Uid, st.Gid)
+}
+
 // TestHarness checks the harness itself on the two programs that exist
 // from the start: an account made by mailroom, a message handed to deliver
 // as an MTA would, found in the Maildir.
@@ -212,6 +251,9 @@ func TestHarness(t *testing.T) {
 	if len(got) != 1 || !strings.Contains(got[0], "Subject: harness") {
 		t.Fatalf("new/ holds %q, want the one message", got)
 	}
+	// Whoever runs the tests, root included, the message belongs to the
+	// owner of the mail root, who will read it.
+	e.wantOwnedLikeMailRoot(filepath.Join(e.maildir("alice@example.org"), "new"))
 
 	// An unknown user is a permanent failure (67, EX_NOUSER) that leaves
 	// nothing behind.

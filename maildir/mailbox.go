@@ -5,10 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
+	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"mailroom/internal/fsx"
@@ -237,7 +236,9 @@ func (m *Mailbox) SetFlags(uid uint32, f Flags, k Keywords) error {
 		dst := filepath.Join(m.path, "cur", name)
 		err := os.Rename(msg.Path, dst)
 		if err == nil {
-			if err := mailboxSyncDirs(m.path, msg.Dir, "cur"); err != nil {
+			// Destination first: once new/ forgets the name, cur/ must
+			// already hold it durably.
+			if err := mailboxSyncDirs(m.path, "cur", msg.Dir); err != nil {
 				return err
 			}
 			m.msgs[i].Name, m.msgs[i].Dir, m.msgs[i].Path = n, "cur", dst
@@ -259,17 +260,21 @@ func (m *Mailbox) Expunge(uids ...uint32) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	dirs := map[string]bool{}
+	// Removed files leave the view in one pass, not one reindex each:
+	// expunging most of a 100,000-message mailbox must stay linear.
+	gone := map[uint32]bool{}
+	defer func() { m.dropLocked(gone) }()
 	for _, uid := range uids {
 		for attempt := 0; ; attempt++ {
 			i, ok := m.byUID[uid]
-			if !ok {
+			if !ok || gone[uid] {
 				break
 			}
 			msg := m.msgs[i]
 			err := os.Remove(msg.Path)
 			if err == nil {
 				dirs[msg.Dir] = true
-				m.dropLocked(uid)
+				gone[uid] = true
 				break
 			}
 			if !errors.Is(err, os.ErrNotExist) {
@@ -278,13 +283,16 @@ func (m *Mailbox) Expunge(uids ...uint32) error {
 			if attempt == mailboxRetries {
 				return fmt.Errorf("maildir: expunge uid %d: file keeps moving", uid)
 			}
+			// Our own removals must not be reported by the resync.
+			m.dropLocked(gone)
+			clear(gone)
 			if err := m.syncLocked(); err != nil {
 				return err
 			}
 		}
 	}
 	for d := range dirs {
-		if err := fsx.SyncDir(filepath.Join(m.path, d)); err != nil {
+		if err := syncDir(filepath.Join(m.path, d)); err != nil {
 			return err
 		}
 	}
@@ -334,13 +342,13 @@ func (m *Mailbox) MoveTo(uid uint32, dst *Mailbox) (string, error) {
 		n := Name{Base: base, HasInfo: true, Flags: msg.Name.Flags, Keywords: kw}
 		err := os.Rename(msg.Path, filepath.Join(dst.path, "cur", n.String()))
 		if err == nil {
-			if err := fsx.SyncDir(filepath.Join(dst.path, "cur")); err != nil {
+			if err := syncDir(filepath.Join(dst.path, "cur")); err != nil {
 				return "", err
 			}
-			if err := fsx.SyncDir(filepath.Join(m.path, msg.Dir)); err != nil {
+			if err := syncDir(filepath.Join(m.path, msg.Dir)); err != nil {
 				return "", err
 			}
-			m.dropLocked(uid)
+			m.dropLocked(map[uint32]bool{uid: true})
 			return base, nil
 		}
 		if !errors.Is(err, os.ErrNotExist) {
@@ -353,13 +361,13 @@ func (m *Mailbox) MoveTo(uid uint32, dst *Mailbox) (string, error) {
 	return "", fmt.Errorf("maildir: move uid %d: file keeps moving", uid)
 }
 
-// dropLocked removes uid from the view without reporting it.
-func (m *Mailbox) dropLocked(uid uint32) {
-	i, ok := m.byUID[uid]
-	if !ok {
+// dropLocked removes the UIDs in gone from the view without reporting
+// them, in one pass.
+func (m *Mailbox) dropLocked(gone map[uint32]bool) {
+	if len(gone) == 0 {
 		return
 	}
-	m.msgs = append(m.msgs[:i], m.msgs[i+1:]...)
+	m.msgs = slices.DeleteFunc(m.msgs, func(msg Message) bool { return gone[msg.UID] })
 	m.reindexLocked()
 }
 
@@ -381,32 +389,28 @@ func mailboxSyncDirs(path string, dirs ...string) error {
 			continue
 		}
 		done[d] = true
-		if err := fsx.SyncDir(filepath.Join(path, d)); err != nil {
+		if err := syncDir(filepath.Join(path, d)); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// mailboxUniqueSeq makes names unique within this process.
-var mailboxUniqueSeq atomic.Uint64
-
 // mailboxUniqueBase returns a new unique base for a message moved or split
-// off under a new name: <secs>.M<usec>P<pid>Q<n>.<host>, followed by the
-// ",S=" / ",W=" fields of the old base so sizes stay known without a stat.
+// off under a new name: a UniqueBase (same Q counter as deliveries, so the
+// two can never coincide) followed by the ",S=" / ",W=" fields of the old
+// base so sizes stay known without a stat.
 func mailboxUniqueBase(old string) string {
-	now := time.Now()
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "localhost"
+	host, err := deliverHostname()
+	if err != nil {
+		host = "" // EscapeHost makes it "localhost"
 	}
-	// maildir(5): '/' and ':' cannot appear in a name; Courier's escapes.
-	host = strings.NewReplacer("/", `\057`, ":", `\072`, ",", `\054`).Replace(host)
 	var fields string
 	if i := strings.IndexByte(old, ','); i >= 0 {
 		fields = old[i:]
 	}
-	return strconv.FormatInt(now.Unix(), 10) + ".M" + strconv.Itoa(now.Nanosecond()/1000) +
-		"P" + strconv.Itoa(os.Getpid()) + "Q" + strconv.FormatUint(mailboxUniqueSeq.Add(1), 10) +
-		"." + host + fields
+	return UniqueBase(time.Now(), host) + fields
 }
+
+// syncDir is fsx.SyncDir; a variable so tests can observe fsync order.
+var syncDir = fsx.SyncDir

@@ -50,7 +50,7 @@ setup() {
 	work=${BENCH_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/mailroom-bench.XXXXXX")}
 	mkdir -p "$out" "$work/bin"
 	chmod 755 "$work"
-	(cd "$top" && go build -o "$work/bin/" ./cmd/deliver ./cmd/mailroom ./bench/mailbench)
+	(cd "$top" && CGO_ENABLED=0 go build -o "$work/bin/" ./cmd/deliver ./cmd/mailroom ./bench/mailbench)
 	make_message "$work/msg.eml"
 
 	# mailroom: one virtual user whose Maildir is $work/mail/bench.test/bench.

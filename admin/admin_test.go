@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mailroom/internal/account"
+	"mailroom/internal/account/accounttest"
 )
 
 // install is a temporary mailroom setup: config, passwd, aliases, mail root.
@@ -18,8 +19,12 @@ type install struct {
 	dir, conf, passwd, aliases, mailRoot string
 }
 
+// newInstall also makes new hashes cheap for the test (the hashes keep
+// their formats; internal/account checks the production costs), so that
+// the admin tests take seconds, not minutes, under -race.
 func newInstall(t *testing.T) install {
 	t.Helper()
+	accounttest.CheapHashes(t)
 	dir := t.TempDir()
 	in := install{
 		dir:      dir,

@@ -91,3 +91,26 @@ func TestCheckReportsEmptyDomains(t *testing.T) {
 		t.Errorf("check with bob's domain not hosted: exit %d, %q, want %q", code, out, want)
 	}
 }
+
+// A --home that cannot be one passwd-file field (a line break would add a
+// user of the caller's choosing, a ':' shift the fields) is refused before
+// anything is written or created.
+func TestAddHomeRefusesFieldInjection(t *testing.T) {
+	in := newInstall(t)
+	for _, home := range []string{
+		filepath.Join(in.mailRoot, "bob") + "\nevil@example.org:{BLF-CRYPT}$2y$04$abcdefghijklmnopqrstuu5bJ6FUXGz9oQjDQlFw1e7Ohq7GkXQ5y",
+		filepath.Join(in.mailRoot, "bob:/bin/sh"),
+		filepath.Join(in.mailRoot, "bob\r"),
+	} {
+		code, _, errOut := in.run(t, "pw\n", "user", "add", "--home", home, "bob@example.org")
+		if code != ExitUsage || !strings.Contains(errOut, "--home") {
+			t.Errorf("--home %q: exit %d, stderr %q; want %d naming --home", home, code, errOut, ExitUsage)
+		}
+	}
+	if _, err := os.Stat(in.passwd); err == nil {
+		t.Errorf("a refused --home wrote the passwd file:\n%s", readString(t, in.passwd))
+	}
+	if entries, err := os.ReadDir(in.mailRoot); err != nil || len(entries) != 0 {
+		t.Errorf("a refused --home created %v (%v) under mail_root", entries, err)
+	}
+}

@@ -98,6 +98,9 @@ func userAdd(c *cli.Context) error {
 		return withCode(ExitDataErr, errors.New("--uid and --gid must be positive: mail is never handled as root"))
 	}
 	if u.Home != "" {
+		if err := account.ValidHome(u.Home); err != nil {
+			return usageErrorf("--home: %v", err)
+		}
 		if !filepath.IsAbs(u.Home) {
 			return usageErrorf("--home %q is not an absolute path", u.Home)
 		}

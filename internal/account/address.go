@@ -18,33 +18,46 @@ const (
 // parts become directory names under the mail root and the whole name is a
 // passwd-file field, it refuses '/', ':', NUL, control characters, spaces,
 // "..", a leading '.' in either part, a trailing '.' in the domain, a
-// leading '#' (a comment line) and invalid UTF-8.
+// leading '#' (a comment line), invalid UTF-8, and ASCII punctuation in
+// the domain other than '-', '.', '_' and an address literal's brackets.
 func ValidAddress(a string) error {
+	if err := addressProblem(a); err != nil {
+		return fmt.Errorf("address %q: %w", a, err)
+	}
+	return nil
+}
+
+// addressProblem is ValidAddress's verdict without the address quoted, for
+// passwd-file errors: a line missing a ':' has a hash in its user field.
+func addressProblem(a string) error {
 	if a == "" {
 		return errors.New("empty address")
 	}
 	if !utf8.ValidString(a) {
-		return fmt.Errorf("address %q: invalid UTF-8", a)
+		return errors.New("invalid UTF-8")
 	}
 	at := strings.IndexByte(a, '@')
 	if at < 0 {
-		return fmt.Errorf("address %q: missing @domain", a)
+		return errors.New("missing @domain")
 	}
 	local, domain := a[:at], a[at+1:]
 	if strings.IndexByte(domain, '@') >= 0 {
-		return fmt.Errorf("address %q: more than one @", a)
+		return errors.New("more than one @")
 	}
 	if err := validPart("local part", local, maxLocalPart); err != nil {
-		return fmt.Errorf("address %q: %w", a, err)
+		return err
 	}
 	if err := validPart("domain", domain, maxDomain); err != nil {
-		return fmt.Errorf("address %q: %w", a, err)
+		return err
+	}
+	if i := strings.IndexFunc(domain, notDomainRune); i >= 0 {
+		return fmt.Errorf("domain contains %q", domain[i])
 	}
 	if strings.HasSuffix(domain, ".") {
-		return fmt.Errorf("address %q: domain ends with '.'", a)
+		return errors.New("domain ends with '.'")
 	}
 	if local[0] == '#' {
-		return fmt.Errorf("address %q: starts with '#'", a)
+		return errors.New("starts with '#'")
 	}
 	return nil
 }
@@ -69,6 +82,19 @@ func validPart(what, s string, max int) error {
 		}
 	}
 	return nil
+}
+
+// notDomainRune reports an ASCII character no domain holds: DNS names
+// (RFC 1035 §2.3.1, plus '_' for service names), address literals in
+// brackets (RFC 5321 §4.1.3) and non-ASCII (IDN) labels pass. Punctuation
+// such as ';', '{', '$' or '=' is refused because it is what a passwd line
+// shows when a mistyped ':' glues the hash to the address.
+func notDomainRune(r rune) bool {
+	if r >= 0x80 {
+		return false
+	}
+	return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' ||
+		strings.ContainsRune("-._[]", r))
 }
 
 // normalize is the key under which an address is stored and looked up:

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/argon2"
+
+	"mailroom/internal/account/internal/hashcost"
 )
 
 // Argon2id in the PHC string encoding Dovecot (through libsodium) writes:
@@ -20,17 +22,18 @@ const (
 	argonPrefix  = "$argon2id$"
 	argonVersion = argon2.Version // 19
 
-	// Defaults: libsodium's "interactive" limits, as doveadm pw writes them.
-	argonMemory  = 64 * 1024 // KiB
-	argonTime    = 3
-	argonThreads = 1
+	// The costs of new hashes are in hashcost.Production.
 	argonSaltLen = 16
 	argonKeyLen  = 32
 
-	// Sanity bounds when verifying, so that a corrupt field cannot make a
-	// login allocate without limit.
-	argonMaxMemory = 4 * 1024 * 1024 // KiB = 4 GiB
-	argonMaxTime   = 1 << 16
+	// Bounds when verifying, so that a tampered or mistyped hash cannot
+	// make each login allocate gigabytes (m is KiB, and every concurrent
+	// login allocates it anew) or run for minutes: libsodium's largest
+	// preset, "sensitive", is m=1 GiB and t=4, and nothing above it is
+	// in real use.
+	argonMaxMemory = 1 << 20            // KiB = 1 GiB
+	argonMaxWork   = argonMaxMemory * 4 // m·t: passes over memory, in KiB
+	argonMaxTime   = argonMaxWork / 8   // with the smallest m (8 KiB per lane)
 	argonMinKeyLen = 4
 	argonMaxKeyLen = 1024
 )
@@ -67,7 +70,7 @@ func parseArgon2id(s string) (argonParams, error) {
 		parts[1] != fmt.Sprintf("m=%d,t=%d,p=%d", m, t, th) {
 		return argonParams{}, fmt.Errorf("ARGON2ID: bad parameters %q", parts[1])
 	}
-	if th < 1 || th > 255 || t < 1 || t > argonMaxTime || m < 8*th || m > argonMaxMemory {
+	if th < 1 || th > 255 || t < 1 || t > argonMaxTime || m < 8*th || m > argonMaxMemory || m*t > argonMaxWork {
 		return argonParams{}, fmt.Errorf("ARGON2ID: parameters out of range %q", parts[1])
 	}
 	p.memory, p.time, p.threads = uint32(m), uint32(t), uint8(th)
@@ -105,6 +108,9 @@ func hashArgon2id(password string, p argonParams) (string, error) {
 	return p.String(), nil
 }
 
-// defaultArgonParams are the costs of new hashes (a variable so tests can
-// lower them).
-var defaultArgonParams = argonParams{memory: argonMemory, time: argonTime, threads: argonThreads}
+// defaultArgonParams are the costs of new hashes: hashcost.Production
+// outside tests.
+func defaultArgonParams() argonParams {
+	c := hashcost.Current
+	return argonParams{memory: c.ArgonMemoryKiB, time: c.ArgonTime, threads: c.ArgonThreads}
+}

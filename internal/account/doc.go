@@ -22,7 +22,12 @@
 //     is an error naming path:line, so a broken file is noticed at load time;
 //   - password schemes are BLF-CRYPT, SHA512-CRYPT and ARGON2ID; a hash without
 //     {SCHEME} is Dovecot's CRYPT and is accepted when it is one of those
-//     formats. An empty or unknown hash never verifies.
+//     formats. An empty or unknown hash never verifies, nor does one whose
+//     costs exceed what any real hash uses (Argon2id above m=1 GiB or
+//     m·t above 4 GiB; SHA512-CRYPT above 10^7 rounds), so that a
+//     tampered file cannot make a login allocate or compute without bound;
+//   - errors about a line never quote its fields: when a ':' is missing or
+//     doubled, any of them may hold the hash.
 //
 // Edits (AddUser, SetPassword, DeleteUser) take an exclusive flock(2) on
 // "<path>.lock", rewrite the file atomically (readers see the old file or the

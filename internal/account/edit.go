@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"strings"
 	"time"
@@ -38,8 +39,13 @@ func AddUser(path string, u User) error {
 	if err := ValidAddress(u.Address); err != nil {
 		return err
 	}
+	if err := checkFields(u); err != nil {
+		return fmt.Errorf("user %s: %w", u.Address, err)
+	}
 	line := formatLine(u)
-	if _, ok, err := parseLine(line); err != nil || !ok {
+	// Belt and braces: the line must read back as exactly u, so that no
+	// field can shift another or add a line.
+	if back, ok, err := parseLine(line); err != nil || !ok || !sameUser(back, u) {
 		return fmt.Errorf("user %s: %w", u.Address, errors.Join(err, errors.New("does not form a valid line")))
 	}
 	return edit(path, true, func(lines []string) ([]string, error) {
@@ -53,8 +59,8 @@ func AddUser(path string, u User) error {
 // SetPassword replaces address's password field with hash, leaving the
 // rest of its line as it was.
 func SetPassword(path, address, hash string) error {
-	if strings.ContainsAny(hash, ":\n\r\x00") {
-		return errors.New("hash contains ':', a line break or NUL")
+	if err := checkHash(hash); err != nil {
+		return err
 	}
 	return edit(path, false, func(lines []string) ([]string, error) {
 		i := findUser(lines, address)
@@ -77,6 +83,54 @@ func DeleteUser(path, address string) error {
 		}
 		return append(lines[:i], lines[i+1:]...), nil
 	})
+}
+
+// checkHash refuses a password field that would end the field or the line.
+// The hash itself is never quoted: it is a secret.
+func checkHash(hash string) error {
+	if strings.ContainsAny(hash, ":\n\r\x00") {
+		return errors.New("hash contains ':', a line break or NUL")
+	}
+	return nil
+}
+
+// checkFields refuses a User whose fields cannot be written as one line of
+// the file: a ':' outside extra_fields shifts the fields after it, a line
+// break starts a new user, blanks or '=' in extra fields make other keys.
+func checkFields(u User) error {
+	if err := checkHash(u.Hash); err != nil {
+		return err
+	}
+	if err := ValidHome(u.Home); err != nil {
+		return err
+	}
+	for k, v := range u.Extra {
+		if k == "" || hasControl(k+v) || strings.ContainsAny(k, ":= \t") || strings.ContainsAny(v, " \t") {
+			return fmt.Errorf("extra field %q=%q: want a key without blanks, ':' or '=' and a value without blanks", k, v)
+		}
+	}
+	return nil
+}
+
+// ValidHome refuses a home field the passwd-file cannot carry: a ':'
+// would shift the fields after it, a line break start another user. ""
+// (no home) is valid; whether the path is absolute is the caller's check.
+func ValidHome(home string) error {
+	if hasControl(home) || strings.ContainsRune(home, ':') {
+		return fmt.Errorf("home %q contains ':' or a control character", home)
+	}
+	return nil
+}
+
+// hasControl reports whether s holds an ASCII control character.
+func hasControl(s string) bool {
+	return strings.IndexFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0
+}
+
+// sameUser reports whether a and b hold the same fields.
+func sameUser(a, b User) bool {
+	return a.Address == b.Address && a.Hash == b.Hash && a.UID == b.UID && a.GID == b.GID &&
+		a.Home == b.Home && maps.Equal(a.Extra, b.Extra)
 }
 
 // findUser returns the index of address's line, or -1.

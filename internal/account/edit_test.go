@@ -173,3 +173,33 @@ func TestEditConcurrentAdds(t *testing.T) {
 		t.Errorf("%d users after %d concurrent adds", got, n)
 	}
 }
+
+// AddUser must write exactly one line that reads back as the User given: a
+// field holding ':' or a line break would shift fields or add a line, the
+// second a whole account with a password of the caller's choosing.
+func TestAddUserRefusesFieldInjection(t *testing.T) {
+	const injected = "evil@example.org:{BLF-CRYPT}$2y$04$abcdefghijklmnopqrstuu5bJ6FUXGz9oQjDQlFw1e7Ohq7GkXQ5y"
+	for _, tc := range []struct {
+		name string
+		u    User
+	}{
+		{"newline in home", User{Address: "bob@example.org", Hash: "{X}b", UID: -1, GID: -1, Home: "/m/bob\n" + injected}},
+		{"colon in home", User{Address: "bob@example.org", Hash: "{X}b", UID: -1, GID: -1, Home: "/m/bob:/bin/sh", Extra: map[string]string{"userdb_quota_rule": "*:storage=1G"}}},
+		{"CR in home", User{Address: "bob@example.org", Hash: "{X}b", UID: -1, GID: -1, Home: "/m/bob\r"}},
+		{"newline in hash", User{Address: "bob@example.org", Hash: "{X}b\n" + injected, UID: -1, GID: -1}},
+		{"colon in hash", User{Address: "bob@example.org", Hash: "{X}b:1:1", UID: -1, GID: -1}},
+		{"newline in extra value", User{Address: "bob@example.org", Hash: "{X}b", UID: -1, GID: -1, Extra: map[string]string{"k": "v\n" + injected}}},
+		{"space in extra value", User{Address: "bob@example.org", Hash: "{X}b", UID: -1, GID: -1, Extra: map[string]string{"k": "v userdb_quota_rule=*:storage=1"}}},
+		{"'=' in extra key", User{Address: "bob@example.org", Hash: "{X}b", UID: -1, GID: -1, Extra: map[string]string{"a=b": "c"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := writeFile(t, "alice@example.org:{X}a\n")
+			if err := AddUser(p, tc.u); err == nil {
+				t.Errorf("AddUser(%+v) = nil; file now:\n%s", tc.u, readFile(t, p))
+			}
+			if got := readFile(t, p); got != "alice@example.org:{X}a\n" {
+				t.Errorf("file changed by a refused AddUser:\n%s", got)
+			}
+		})
+	}
+}

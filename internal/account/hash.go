@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"mailroom/internal/account/internal/hashcost"
 )
 
 // Password scheme names, as Dovecot spells them inside {}.
@@ -21,11 +23,12 @@ const (
 // DefaultScheme is what HashPassword uses for "".
 const DefaultScheme = SchemeBcrypt
 
-// BcryptCost is the cost HashPassword uses for BLF-CRYPT.
+// BcryptCost is the cost HashPassword uses for BLF-CRYPT (tests of other
+// packages may lower it through accounttest.CheapHashes).
 const BcryptCost = 12
 
-// bcryptCost is BcryptCost; tests lower it to keep -race runs short.
-var bcryptCost = BcryptCost
+// bcryptCost is the cost of new BLF-CRYPT hashes: BcryptCost outside tests.
+func bcryptCost() int { return hashcost.Current.Bcrypt }
 
 // bcryptMaxPassword: bcrypt reads at most 72 bytes of the password.
 const bcryptMaxPassword = 72
@@ -42,13 +45,13 @@ func HashPassword(password, scheme string) (string, error) {
 	}
 	switch strings.ToUpper(scheme) {
 	case "", SchemeBcrypt:
-		h, err := hashBcrypt(password, bcryptCost)
+		h, err := hashBcrypt(password, bcryptCost())
 		if err != nil {
 			return "", err
 		}
 		return "{" + SchemeBcrypt + "}" + h, nil
 	case SchemeArgon2:
-		h, err := hashArgon2id(password, defaultArgonParams)
+		h, err := hashArgon2id(password, defaultArgonParams())
 		if err != nil {
 			return "", err
 		}
@@ -184,7 +187,7 @@ func sameCostHash(like string) string {
 	case (scheme == SchemeBcrypt || scheme == schemeCrypt) && isBcrypt(h):
 		cost, cerr := bcrypt.Cost([]byte(h))
 		if cerr != nil {
-			cost = bcryptCost
+			cost = bcryptCost()
 		}
 		out, err = hashBcrypt(pw, cost)
 	case (scheme == SchemeSHA512 || scheme == schemeCrypt) && strings.HasPrefix(h, shaCryptPrefix):
@@ -197,11 +200,11 @@ func sameCostHash(like string) string {
 	case (scheme == SchemeArgon2 || scheme == schemeCrypt) && strings.HasPrefix(h, argonPrefix):
 		p, perr := parseArgon2id(h)
 		if perr != nil {
-			p = defaultArgonParams
+			p = defaultArgonParams()
 		}
 		out, err = hashArgon2id(pw, p)
 	default:
-		out, err = hashBcrypt(pw, bcryptCost)
+		out, err = hashBcrypt(pw, bcryptCost())
 	}
 	if err != nil {
 		// Cannot happen with the bounded inputs above; keep a verifiable

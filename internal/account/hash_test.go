@@ -4,16 +4,9 @@ import (
 	"errors"
 	"strings"
 	"testing"
-)
 
-// cheapHashes lowers the cost of new hashes for the rest of the test:
-// Argon2id with 64 MiB is slow under the race detector.
-func cheapHashes(t *testing.T) {
-	oldCost, oldArgon := bcryptCost, defaultArgonParams
-	bcryptCost = 4
-	defaultArgonParams = argonParams{memory: 1024, time: 1, threads: 1}
-	t.Cleanup(func() { bcryptCost, defaultArgonParams = oldCost, oldArgon })
-}
+	"mailroom/internal/account/accounttest"
+)
 
 // The documented default costs, checked once each.
 func TestHashPasswordDefaults(t *testing.T) {
@@ -32,7 +25,7 @@ func TestHashPasswordDefaults(t *testing.T) {
 }
 
 func TestHashPasswordRoundTrip(t *testing.T) {
-	cheapHashes(t)
+	accounttest.CheapHashes(t)
 	for _, tc := range []struct{ scheme, prefix string }{
 		{"", "{BLF-CRYPT}$2y$04$"},
 		{"blf-crypt", "{BLF-CRYPT}$2y$04$"},
@@ -141,7 +134,7 @@ func TestBcryptLongPasswordTruncatedLikeCryptBlowfish(t *testing.T) {
 }
 
 func TestSameCostHashKeepsParameters(t *testing.T) {
-	cheapHashes(t)
+	accounttest.CheapHashes(t)
 	for _, tc := range []struct{ like, prefix string }{
 		{"{BLF-CRYPT}$2y$04$eIFgAFdeW2qgjsYxFh/Crugao2a6jYi/r6iaCihFV7IktBjegu2kS", "$2y$04$"},
 		{"{SHA512-CRYPT}$6$rounds=1000$abc$x", "$6$rounds=1000$"},
@@ -155,6 +148,53 @@ func TestSameCostHashKeepsParameters(t *testing.T) {
 		}
 		if _, err := VerifyHash(got, "x"); err != nil {
 			t.Errorf("sameCostHash(%q) = %q does not parse: %v", tc.like, got, err)
+		}
+	}
+}
+
+// A tampered or mistyped passwd file must not make one login allocate
+// gigabytes or burn minutes of CPU: parameters beyond the largest presets
+// in use (libsodium's "sensitive" Argon2id, 1 GiB and 4 passes; SHA-crypt
+// rounds in the millions) are refused before any work is done.
+func TestHashCostBounds(t *testing.T) {
+	argon := func(params string) string {
+		return "$argon2id$v=19$" + params + "$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"
+	}
+	for _, tc := range []struct {
+		params string
+		ok     bool
+	}{
+		{"m=65536,t=3,p=1", true},
+		{"m=1048576,t=4,p=4", true}, // libsodium sensitive
+		{"m=8,t=1,p=1", true},
+		{"m=4294967295,t=3,p=1", false}, // 4 TiB
+		{"m=4194304,t=1,p=1", false},    // 4 GiB
+		{"m=2097152,t=1,p=1", false},    // 2 GiB
+		{"m=1048576,t=5,p=1", false},    // 1 GiB, 5 passes
+		{"m=65536,t=65536,p=1", false},  // 4 TiB of passes
+		{"m=65536,t=3,p=0", false},
+		{"m=65536,t=3,p=256", false},
+	} {
+		_, err := parseArgon2id(argon(tc.params))
+		if (err == nil) != tc.ok {
+			t.Errorf("parseArgon2id(%s) error = %v, want ok=%v", tc.params, err, tc.ok)
+		}
+	}
+	for _, tc := range []struct {
+		rounds string
+		ok     bool
+	}{
+		{"5000", true},
+		{"656000", true},
+		{"10000000", true},
+		{"10000001", false},
+		{"999999999", false},
+		{"18446744073709551615", false},
+		{"99999999999999999999999", false},
+	} {
+		_, _, err := parseSHACrypt("$6$rounds=" + tc.rounds + "$salt$x")
+		if (err == nil) != tc.ok {
+			t.Errorf("parseSHACrypt(rounds=%s) error = %v, want ok=%v", tc.rounds, err, tc.ok)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"mailroom/internal/account/accounttest"
 	"mailroom/internal/testutil"
 )
 
@@ -77,7 +78,7 @@ func TestDoveadmHashesVerifyHere(t *testing.T) {
 
 func TestOurHashesVerifyInDoveadm(t *testing.T) {
 	testutil.RequireTool(t, doveadm)
-	cheapHashes(t) // doveadm reads the costs from the hash; the format is what matters
+	accounttest.CheapHashes(t) // doveadm reads the costs from the hash; the format is what matters
 	for _, scheme := range []string{"BLF-CRYPT", "ARGON2ID"} {
 		for _, pw := range interopPasswords {
 			h, err := HashPassword(pw, scheme)

@@ -103,7 +103,8 @@ func splitFields(line string) []string {
 }
 
 // parseLine parses one passwd-file line. ok is false for blank lines and
-// comments.
+// comments. Its errors never quote the user, uid, gid or home field: when
+// a ':' is missing or doubled, one of them holds the password hash.
 func parseLine(line string) (u User, ok bool, err error) {
 	if strings.TrimSpace(line) == "" || line[0] == '#' {
 		return User{}, false, nil
@@ -116,8 +117,8 @@ func parseLine(line string) (u User, ok bool, err error) {
 		return User{}, false, errors.New("no password field (want user@domain:{SCHEME}hash:...)")
 	}
 	u = User{Address: f[fieldUser], Hash: f[fieldPass], UID: -1, GID: -1}
-	if err := ValidAddress(u.Address); err != nil {
-		return User{}, false, err
+	if err := addressProblem(u.Address); err != nil {
+		return User{}, false, fmt.Errorf("user field: %w", err)
 	}
 	if len(f) > fieldUID {
 		if u.UID, err = parseID("uid", f[fieldUID]); err != nil {
@@ -132,7 +133,7 @@ func parseLine(line string) (u User, ok bool, err error) {
 	if len(f) > fieldHome && f[fieldHome] != "" {
 		u.Home = f[fieldHome]
 		if !filepath.IsAbs(u.Home) {
-			return User{}, false, fmt.Errorf("home %q is not an absolute path", u.Home)
+			return User{}, false, errors.New("home field is not an absolute path")
 		}
 	}
 	if len(f) > fieldExtra {
@@ -152,7 +153,8 @@ func parseID(what, s string) (int, error) {
 	}
 	n, err := strconv.ParseUint(s, 10, 31)
 	if err != nil {
-		return 0, fmt.Errorf("%s %q: not a number", what, s)
+		// Not quoted: a doubled ':' puts the hash here.
+		return 0, fmt.Errorf("%s field is not a number below 2^31", what)
 	}
 	if n == 0 {
 		return 0, fmt.Errorf("%s 0 (root) is not allowed", what)

@@ -105,17 +105,17 @@ func TestVerify(t *testing.T) {
 func TestLoadErrors(t *testing.T) {
 	for _, tc := range []struct{ content, want string }{
 		{"bob@example.org\n", ":1: no password field"},
-		{"# c\nbob:x\n", ":2: address \"bob\": missing @domain"},
-		{"bob@example.org:x:abc\n", ":1: uid \"abc\""},
+		{"# c\nbob:x\n", ":2: user field: missing @domain"},
+		{"bob@example.org:x:abc\n", ":1: uid field is not a number"},
 		{"bob@example.org:x:0:0\n", ":1: uid 0"},
-		{"bob@example.org:x:1:-1\n", ":1: gid \"-1\""},
+		{"bob@example.org:x:1:-1\n", ":1: gid field is not a number"},
 		{"bob@example.org:x:1:1::relative/home\n", ":1: home"},
 		{"bob@example.org:x\nBOB@example.org:y\n", ":2: user BOB@example.org already defined on line 1"},
 		{"bob@example.org:x\r\n", ":1: line contains CR"},
 		{"bob@example.org:x:::::: userdb_quota_rule=*:storage=lots\n", ":1: userdb_quota_rule"},
 		{"bob@example.org:x:::::: userdb_quota_rule=nocolon\n", ":1: userdb_quota_rule"},
-		{"../etc@example.org:x\n", ":1: address"},
-		{"bob@exa/mple.org:x\n", ":1: address"},
+		{"../etc@example.org:x\n", ":1: user field: local part starts with '.'"},
+		{"bob@exa/mple.org:x\n", ":1: user field: domain contains '/'"},
 	} {
 		p := writeFile(t, tc.content)
 		_, err := Load(p, "/var/mail")
@@ -161,7 +161,7 @@ func TestQuota(t *testing.T) {
 }
 
 func TestValidAddress(t *testing.T) {
-	for _, a := range []string{"bob@example.org", "b.o-b+x@ex-ample.org", "ünï@exämple.org", "a@b"} {
+	for _, a := range []string{"bob@example.org", "b.o-b+x@ex-ample.org", "ünï@exämple.org", "a@b", "{$b}=@_srv.example.org", "bob@[192.0.2.1]"} {
 		if err := ValidAddress(a); err != nil {
 			t.Errorf("ValidAddress(%q) = %v", a, err)
 		}
@@ -173,6 +173,9 @@ func TestValidAddress(t *testing.T) {
 		"bo\x00b@example.org", "bo\nb@example.org", "bo\tb@example.org", "bo b@example.org",
 		"bo:b@example.org", "#bob@example.org", "bo\\b@example.org", "\xffbob@example.org",
 		strings.Repeat("a", 65) + "@example.org", "a@" + strings.Repeat("b", 256),
+		// A ';' or '@' typed for ':' glues the hash to the domain.
+		"bob@example.org;{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$c2FsdA$aGFzaA",
+		"bob@example.org{X}y", "bob@exa$mple.org", "bob@exa=mple.org", "bob@exa,mple.org",
 	} {
 		if err := ValidAddress(a); err == nil {
 			t.Errorf("ValidAddress(%q) = nil, want error", a)
@@ -200,5 +203,30 @@ func TestFormatLineRoundTrip(t *testing.T) {
 	}
 	if got := formatLine(User{Address: "a@b", Hash: "h", UID: -1, GID: -1}); got != "a@b:h" {
 		t.Errorf("trailing empty fields kept: %q", got)
+	}
+}
+
+// Load's errors reach logs and "mailroom check"; when a ':' is missing or
+// doubled, a hash lands in the user, uid, gid or home field, so an error
+// must never quote a field of the line.
+func TestLoadErrorsDoNotQuoteHash(t *testing.T) {
+	const secret = "$2y$04$eIFgAFdeW2qgjsYxFh/Crugao2a6jYi/r6iaCihFV7IktBjegu2kS"
+	for _, line := range []string{
+		"bob@example.org::{BLF-CRYPT}" + secret,            // doubled ':': hash in uid
+		"bob@example.org:x:1:{BLF-CRYPT}" + secret,         // hash in gid
+		"bob@example.org:x:1:1::{BLF-CRYPT}" + secret,      // hash in home
+		"{BLF-CRYPT}" + secret + ":bob@example.org",        // fields swapped
+		"bob@example.org;{BLF-CRYPT}" + secret + ":1:1",    // ';' for ':'
+		"bob@example.org {BLF-CRYPT}" + secret + ":x:1:1",  // ' ' for ':'
+		"bob@example.org@{BLF-CRYPT}" + secret + ":x:1:1:", // '@' for ':'
+	} {
+		_, err := Load(writeFile(t, line+"\n"), "/var/mail")
+		if err == nil {
+			t.Errorf("Load(%q) = nil error", line)
+			continue
+		}
+		if strings.Contains(err.Error(), "eIFgAFdeW2qg") {
+			t.Errorf("Load(%q) error quotes the hash: %v", line, err)
+		}
 	}
 }

@@ -18,8 +18,12 @@ const (
 	shaCryptRoundsPrefix  = "rounds="
 	shaCryptDefaultRounds = 5000
 	shaCryptMinRounds     = 1000
-	shaCryptMaxRounds     = 999999999
-	shaCryptMaxSalt       = 16
+	// shaCryptMaxVerify is the most rounds a hash may ask for: the
+	// specification allows up to 999999999, minutes of CPU for one login from
+	// a tampered passwd file. Real hashes use thousands (glibc's default)
+	// to hundreds of thousands; a hash above this never verifies.
+	shaCryptMaxVerify = 10_000_000
+	shaCryptMaxSalt   = 16
 )
 
 // cryptAlphabet is crypt(3)'s base-64 alphabet.
@@ -48,8 +52,11 @@ func parseSHACrypt(s string) (shaCryptSetting, string, error) {
 		if err != nil {
 			return shaCryptSetting{}, "", fmt.Errorf("SHA512-CRYPT: bad rounds %q", num)
 		}
-		// The specification clamps out-of-range values instead of failing.
-		set.rounds = int(min(max(n, shaCryptMinRounds), shaCryptMaxRounds))
+		if n > shaCryptMaxVerify {
+			return shaCryptSetting{}, "", fmt.Errorf("SHA512-CRYPT: rounds=%d above the %d mailroom verifies", n, shaCryptMaxVerify)
+		}
+		// The specification raises a value below the minimum instead of failing.
+		set.rounds = int(max(n, shaCryptMinRounds))
 		set.roundsCustom = true
 		rest = after
 	}

@@ -4,9 +4,17 @@
 // The contract:
 //
 //   - DropTo(uid, gid) leaves every thread of the process with real,
-//     effective and saved uid = uid and gid = gid and no supplementary
-//     groups, for good: it returns nil only after checking that the ids
-//     are the targets and that setuid(0) now fails. Any error means the
+//     effective and saved uid = uid and gid = gid, no supplementary
+//     groups and no capabilities (inheritable, permitted, effective and
+//     ambient sets empty), for good: it returns nil only after checking
+//     that the ids are the targets, that no thread holds a capability and
+//     that setuid(0) now fails. Capabilities matter because setuid clears
+//     them only when leaving uid 0 without keep-caps: a process started
+//     as root with SecureBits=keep-caps, or as an ordinary user with
+//     AmbientCapabilities=, would otherwise keep root's powers. DropTo
+//     empties those sets on every thread itself; a program linked with cgo
+//     cannot (AllThreadsSyscall is unavailable), so there it returns an
+//     error if any thread kept a capability. Any error means the
 //     credentials are not what was asked for and the caller must stop
 //     before doing the work it wanted to do unprivileged.
 //   - DropTo refuses uid 0 and gid 0: dropping "to root" is a
@@ -24,7 +32,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // DropTo sets the process's supplementary groups to none, then its gid,
@@ -57,6 +70,9 @@ func DropTo(uid, gid int) error {
 	if err := syscall.Setuid(uid); err != nil {
 		return fmt.Errorf("privs: setuid %d: %w", uid, err)
 	}
+	if err := clearCapabilities(); err != nil {
+		return err
+	}
 	return verify(uid, gid)
 }
 
@@ -84,10 +100,79 @@ func verify(uid, gid int) error {
 	if len(groups) > 0 {
 		return fmt.Errorf("privs: after dropping privileges the supplementary groups are %v, want none", groups)
 	}
+	if err := checkNoCapabilities(); err != nil {
+		return err
+	}
 	// The saved set-user-ID is not visible through getuid/geteuid: if it
 	// were still 0, setuid(0) would succeed and give root back.
 	if err := syscall.Setuid(0); err == nil {
 		return errors.New("privs: setuid(0) succeeded after dropping privileges")
+	}
+	return nil
+}
+
+// clearCapabilities empties the ambient, then the inheritable, permitted
+// and effective capability sets of every thread (capabilities are per
+// thread, so the calls go through AllThreadsSyscall as Go's setuid does).
+// Lowering capabilities needs no privilege. A program linked with cgo
+// cannot use AllThreadsSyscall; there the kernel's clearing on leaving
+// uid 0 has to have done it, and checkNoCapabilities finds out.
+func clearCapabilities() error {
+	_, _, errno := syscall.AllThreadsSyscall(syscall.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0)
+	switch errno {
+	case 0, syscall.EINVAL: // EINVAL: a kernel before 4.3 has no ambient set
+	case syscall.ENOTSUP:
+		return nil
+	default:
+		return fmt.Errorf("privs: clearing ambient capabilities: %w", errno)
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var none [2]unix.CapUserData // version 3: two 32-bit words per set
+	_, _, errno = syscall.AllThreadsSyscall(syscall.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&none[0])), 0)
+	if errno != 0 && errno != syscall.ENOTSUP {
+		return fmt.Errorf("privs: clearing capabilities: %w", errno)
+	}
+	return nil
+}
+
+// checkNoCapabilities reads every thread's capability sets from /proc and
+// fails if any but the bounding set (which only limits what execve may
+// grant) is not empty. Without /proc it checks the calling thread.
+func checkNoCapabilities() error {
+	tasks, err := filepath.Glob("/proc/self/task/*/status")
+	if err != nil || len(tasks) == 0 {
+		return checkThreadCapabilities()
+	}
+	for _, p := range tasks {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue // the thread has exited
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			name, val, _ := strings.Cut(line, ":")
+			switch name {
+			case "CapInh", "CapPrm", "CapEff", "CapAmb":
+				if strings.Trim(strings.TrimSpace(val), "0") != "" {
+					return fmt.Errorf("privs: after dropping privileges a thread still has capabilities (%s %s)", name, strings.TrimSpace(val))
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// checkThreadCapabilities is checkNoCapabilities for the calling thread
+// alone, through capget(2).
+func checkThreadCapabilities() error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var sets [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &sets[0]); err != nil {
+		return fmt.Errorf("privs: capget: %w", err)
+	}
+	for _, d := range sets {
+		if d.Effective|d.Permitted|d.Inheritable != 0 {
+			return fmt.Errorf("privs: after dropping privileges capabilities remain (%+v)", sets)
+		}
 	}
 	return nil
 }

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"mailroom/internal/testutil"
 )
 
@@ -46,7 +48,12 @@ type report struct {
 	ThreadCreds      []string // "uid,euid,gid,egid" seen by each pinned thread
 	ProcStatus       []string // Uid: and Gid: lines of every task in /proc
 	RootFileReadable bool     // the path in MAILROOM_PRIVS_ROOTFILE opened
+	Caps             []string // non-zero CapInh/CapPrm/CapEff/CapAmb lines of every task
 }
+
+// keepCapsEnv makes the child set PR_SET_KEEPCAPS on the thread that
+// calls DropTo, as a service started with SecureBits=keep-caps has it.
+const keepCapsEnv = "MAILROOM_PRIVS_KEEPCAPS"
 
 // child runs in the re-exec'd process: mode is "UID:GID" to drop to.
 func child(mode string) int {
@@ -76,6 +83,13 @@ func child(mode string) int {
 	}
 	ready.Wait()
 	var r report
+	if os.Getenv(keepCapsEnv) == "1" {
+		runtime.LockOSThread() // the setting is per thread
+		if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
+			fmt.Fprintf(os.Stderr, "PR_SET_KEEPCAPS: %v\n", err)
+			return 2
+		}
+	}
 	if err := DropTo(uid, gid); err != nil {
 		r.Err = err.Error()
 		var errno syscall.Errno
@@ -89,6 +103,7 @@ func child(mode string) int {
 	r.UID, r.EUID, r.GID, r.EGID = syscall.Getuid(), syscall.Geteuid(), syscall.Getgid(), syscall.Getegid()
 	r.Groups, _ = syscall.Getgroups()
 	r.ProcStatus = procCreds()
+	r.Caps = procCaps()
 	if p := os.Getenv("MAILROOM_PRIVS_ROOTFILE"); p != "" {
 		if f, err := os.Open(p); err == nil {
 			r.RootFileReadable = true
@@ -120,11 +135,42 @@ func procCreds() []string {
 	return lines
 }
 
+// procCaps returns the capability lines of every thread that are not
+// empty (the bounding set, which only limits what execve may grant, aside).
+func procCaps() []string {
+	tasks, _ := filepath.Glob("/proc/self/task/*/status")
+	var lines []string
+	for _, p := range tasks {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			name, val, _ := strings.Cut(l, ":")
+			switch name {
+			case "CapInh", "CapPrm", "CapEff", "CapAmb":
+				if strings.Trim(strings.TrimSpace(val), "0") != "" {
+					lines = append(lines, strings.Join(strings.Fields(l), " "))
+				}
+			}
+		}
+	}
+	return lines
+}
+
 // runChild re-executes the test binary in child mode, dropping to
 // uid:gid, optionally started with other credentials, and decodes its
 // report.
 func runChild(t *testing.T, uid, gid int, start *syscall.Credential, rootFile string) report {
 	t.Helper()
+	return runChildWith(t, uid, gid, &syscall.SysProcAttr{Credential: start}, nil, rootFile)
+}
+
+// runChildWith is runChild with the child's process attributes and extra
+// environment given.
+func runChildWith(t *testing.T, uid, gid int, attr *syscall.SysProcAttr, env []string, rootFile string) report {
+	t.Helper()
+	start := attr.Credential
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +183,8 @@ func runChild(t *testing.T, uid, gid int, start *syscall.Credential, rootFile st
 	gorace := strings.TrimSpace(os.Getenv("GORACE") + " atexit_sleep_ms=0")
 	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d:%d", childEnv, uid, gid),
 		"MAILROOM_PRIVS_ROOTFILE="+rootFile, "GORACE="+gorace)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: start}
+	cmd.Env = append(cmd.Env, env...)
+	cmd.SysProcAttr = attr
 	cmd.WaitDelay = 10 * time.Second
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -259,6 +306,52 @@ func TestDropToAsRoot(t *testing.T) {
 			}
 			if r.RootFileReadable {
 				t.Error("after DropTo the child still read a root-only file")
+			}
+		})
+	}
+}
+
+// DropTo must leave no capability: a process keeping CAP_DAC_OVERRIDE or
+// CAP_SETUID in any set (permitted, effective, ambient) still has root's
+// power over files, or can take root back, whatever its ids say.
+func TestDropToLeavesNoCapability(t *testing.T) {
+	requireRoot(t)
+	secret := rootOnlyFile(t)
+	// The child is this binary: it can clear other threads' capabilities
+	// when AllThreadsSyscall works, that is when cgo is not linked in.
+	_, _, errno := syscall.AllThreadsSyscall(syscall.SYS_GETPID, 0, 0, 0)
+	canClear := errno != syscall.ENOTSUP
+	tests := []struct {
+		name string
+		attr *syscall.SysProcAttr
+		env  []string
+	}{
+		{"root", &syscall.SysProcAttr{}, nil},
+		// systemd's SecureBits=keep-caps: setuid keeps the permitted set.
+		{"root with keep-caps", &syscall.SysProcAttr{}, []string{keepCapsEnv + "=1"}},
+		// systemd's User=nobody AmbientCapabilities=CAP_DAC_OVERRIDE: no id
+		// is 0, so setuid clears nothing.
+		{"nobody with an ambient capability", &syscall.SysProcAttr{
+			Credential:  &syscall.Credential{Uid: nobody, Gid: nobody},
+			AmbientCaps: []uintptr{unix.CAP_DAC_OVERRIDE},
+		}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runChildWith(t, nobody, nobody, tt.attr, tt.env, secret)
+			if r.Err != "" {
+				// Without cgo DropTo clears every thread's sets itself;
+				// with cgo (as under -race) it can only refuse.
+				if canClear || !strings.Contains(r.Err, "capabilit") {
+					t.Fatalf("DropTo: %s", r.Err)
+				}
+				return
+			}
+			if len(r.Caps) != 0 {
+				t.Errorf("DropTo returned nil with capabilities left: %v", r.Caps)
+			}
+			if r.RootFileReadable {
+				t.Error("DropTo returned nil and the child still read a root-only file")
 			}
 		})
 	}

@@ -7,7 +7,9 @@
 //
 //   - Recipients are the operands, every -d USER and -r ADDRESS, else
 //     $RECIPIENT. The sender is -f, else $SENDER, else the mbox From_ line,
-//     else the null sender; "MAILER-DAEMON" is the null sender.
+//     else the null sender; "MAILER-DAEMON" is the null sender. A sender
+//     with a control character, which would break the Return-Path line
+//     into forged header fields, is refused (5.1.7, exit 65).
 //   - Each recipient is routed by internal/route (aliases, sub-address,
 //     catch-all). A recipient is refused whole, before anything is written,
 //     if any of its targets is unknown, refused, remote, a pipe or a file.
@@ -22,7 +24,8 @@
 //     the MTA's own trace-block field excepted) refuses it, 5.4.6, exit 65.
 //   - -m FOLDER (or a route folder) that does not exist falls back to INBOX.
 //   - Exit status (sysexits): 0 delivered; 64 usage; 65 bad data (empty,
-//     no header section, NUL bytes, over max_message_size, loop); 67 user
+//     no header section, NUL bytes, over max_message_size, loop, a sender
+//     with a control character); 67 user
 //     unknown; 77 refused (policy, unsafe path, over quota with
 //     over_quota = bounce); 75 for anything transient (disk full, I/O,
 //     lock timeout, unreadable configuration, over quota). With several

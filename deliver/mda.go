@@ -125,7 +125,7 @@ type group struct {
 	prefix  []byte           // trace fields prepended to the message
 	targets []maildir.Target // deduplicated
 	mailbox []string         // the account address of each target
-	folder  []string         // the folder asked for, before any fallback
+	folder  []string         // the folder asked for, before the fallback to INBOX
 }
 
 func (m *mda) run() outcome {
@@ -146,11 +146,12 @@ func (m *mda) run() outcome {
 	env, err := inspect(br)
 	m.sender = m.envelopeSender(env)
 	if err != nil {
-		o := classify(err, m.cfg.Deliver.OverQuota)
-		for _, rcpt := range rcpts {
-			m.fail(rcpt, o, []any{"err", err})
-		}
-		return o
+		return m.failAll(rcpts, classify(err, m.cfg.Deliver.OverQuota), []any{"err", err})
+	}
+	if strings.IndexFunc(m.sender, isControl) >= 0 {
+		// It goes into Return-Path: a line break would forge header fields
+		// in the stored message. RFC 3463 X.1.7: bad sender address syntax.
+		return m.failAll(rcpts, permFail(ExitDataErr, "5.1.7", "envelope sender contains a control character"), nil)
 	}
 
 	final := delivered
@@ -202,6 +203,8 @@ func (m *mda) envelopeSender(env envelope) string {
 	return s
 }
 
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+
 // load reads the accounts and aliases. Unreadable files are a transient
 // problem (the admin is probably editing them): RFC 3463 X.3.5, system
 // incorrectly configured.
@@ -249,18 +252,23 @@ func (m *mda) plan(rcpt string, env envelope) (*group, outcome) {
 		if o := targetRefusal(rcpt, t); o.failed() {
 			return nil, o
 		}
-		folder := t.Folder
+		requested := t.Folder
 		if m.opt.Folder != "" {
-			folder = imapFolder(m.opt.Folder)
+			requested = imapFolder(m.opt.Folder)
 		}
-		key := t.Root + "\x00" + folder
+		// Deduplicate on the folder the message will really go to: "a" and
+		// "a+missing" both end in a's INBOX, and the engine must not be
+		// given one new/ twice (the second link would clash with the
+		// first).
+		folder := existingFolder(t.Root, requested)
+		key := filepath.Clean(t.Root) + "\x00" + folder
 		if seen[key] {
 			continue
 		}
 		seen[key] = true
 		g.targets = append(g.targets, maildir.Target{Root: t.Root, Folder: folder, Quota: m.quota(t.Address)})
 		g.mailbox = append(g.mailbox, t.Address)
-		g.folder = append(g.folder, folder)
+		g.folder = append(g.folder, requested)
 	}
 	return g, delivered
 }
@@ -337,6 +345,14 @@ func (m *mda) fail(rcpt string, o outcome, extra []any) {
 	m.logs.Warn("delivery", args...)
 }
 
+// failAll records o for every recipient and returns it.
+func (m *mda) failAll(rcpts []string, o outcome, extra []any) outcome {
+	for _, rcpt := range rcpts {
+		m.fail(rcpt, o, extra)
+	}
+	return o
+}
+
 func (m *mda) delay() string {
 	return m.sys.now().Sub(m.start).Round(time.Millisecond).String()
 }
@@ -346,16 +362,17 @@ func (m *mda) delay() string {
 // '/', and a level can hold no '.', so both mean the same.
 func imapFolder(f string) string { return strings.ReplaceAll(f, ".", "/") }
 
-// folderExists reports whether folder exists under root (INBOX always
-// does: the engine creates the root). An invalid name does not exist.
-func folderExists(root, folder string) bool {
+// existingFolder is the folder the engine is given for the one asked for:
+// folder itself if it exists under root, else "" (the INBOX), as
+// dovecot-lda falls back. "INBOX" in any case, an invalid name and a folder
+// of a Maildir not created yet are the INBOX too.
+func existingFolder(root, folder string) string {
 	dir, err := maildir.FolderPath(root, folder)
-	if err != nil {
-		return false
+	if err != nil || dir == root {
+		return ""
 	}
-	if dir == root {
-		return true
+	if fi, err := os.Stat(filepath.Join(dir, "cur")); err != nil || !fi.IsDir() {
+		return ""
 	}
-	fi, err := os.Stat(filepath.Join(dir, "cur"))
-	return err == nil && fi.IsDir()
+	return folder
 }

@@ -63,7 +63,7 @@ func inspect(br *bufio.Reader) (envelope, error) {
 	if bytes.IndexByte(head, 0) >= 0 {
 		return env, errNUL
 	}
-	return env, scanHeaders(head, &env)
+	return env, scanHeaders(head, len(head) < headerScanLimit, &env)
 }
 
 // dropFromLine consumes an mbox "From sender date" envelope line
@@ -94,8 +94,11 @@ func dropFromLine(br *bufio.Reader, env *envelope) error {
 // is a name of printable ASCII other than ':', a colon, and a body that
 // continues on lines starting with white space), noting Return-Path and
 // Delivered-To. A header block longer than head is scanned as far as head
-// goes.
-func scanHeaders(head []byte, env *envelope) error {
+// goes; whole is false when the message goes on beyond head, and then a
+// field that reaches the end of head, which may be cut short or continue on
+// a line not seen, is not read (a cut "Delivered-To: a@b.example" must not
+// read as a@b, a loop).
+func scanHeaders(head []byte, whole bool, env *envelope) error {
 	lines := splitLines(head)
 	if len(lines) == 0 || !isFieldStart(lines[0]) {
 		return errNoHeaders
@@ -110,18 +113,20 @@ func scanHeaders(head []byte, env *envelope) error {
 	// it: that is what an MTA prepends for the delivery at hand.
 	inTraceBlock := false
 	for i, n := 0, 0; i < len(lines) && isFieldStart(lines[i]); n++ {
-		field := string(bytes.TrimRight(lines[i], "\r\n"))
-		i++
-		for i < len(lines) && len(lines[i]) > 0 && (lines[i][0] == ' ' || lines[i][0] == '\t') {
-			field += " " + strings.TrimSpace(string(lines[i]))
-			i++
+		end := i + 1
+		for end < len(lines) && isContinuation(lines[end]) {
+			end++
 		}
-		name, value, _ := strings.Cut(field, ":")
-		switch name = strings.ToLower(strings.TrimSpace(name)); {
+		if end == len(lines) && !whole {
+			break
+		}
+		field := lines[i:end]
+		i = end
+		switch name := fieldName(field[0]); {
 		case n == 0 && name == "return-path":
 			env.returnPathFirst, inTraceBlock = true, true
 		case name == "delivered-to":
-			addr := normalizeAddr(value)
+			addr := normalizeAddr(unfoldValue(field))
 			env.deliveredTo = append(env.deliveredTo, addr)
 			if inTraceBlock && env.mtaDeliveredTo == "" {
 				env.mtaDeliveredTo = addr
@@ -132,6 +137,32 @@ func scanHeaders(head []byte, env *envelope) error {
 		}
 	}
 	return nil
+}
+
+// isContinuation reports whether line continues the field above it
+// (RFC 5322 §2.2.3 folding: it starts with white space).
+func isContinuation(line []byte) bool {
+	return len(line) > 0 && (line[0] == ' ' || line[0] == '\t')
+}
+
+// fieldName is the lower-case name of the field that line starts.
+func fieldName(line []byte) string {
+	name, _, _ := bytes.Cut(line, []byte(":"))
+	return strings.ToLower(string(bytes.TrimSpace(name)))
+}
+
+// unfoldValue is the body of a field spread over lines, each line trimmed
+// and joined by one space; built once, so a field folded many times costs
+// no more than its size.
+func unfoldValue(lines [][]byte) string {
+	_, first, _ := bytes.Cut(lines[0], []byte(":"))
+	var b strings.Builder
+	b.Write(bytes.TrimSpace(first))
+	for _, l := range lines[1:] {
+		b.WriteByte(' ')
+		b.Write(bytes.TrimSpace(l))
+	}
+	return b.String()
 }
 
 // splitLines cuts b after each LF; the last line may lack one.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"mailroom/maildir"
 )
@@ -46,13 +47,7 @@ func (m *mda) deliverGroups(br *bufio.Reader, groups []*group) outcome {
 }
 
 // deliverGroup writes one recipient's file and links it into its mailboxes.
-// A folder that does not exist falls back to INBOX, as dovecot-lda does.
 func (m *mda) deliverGroup(d *maildir.Deliverer, grp *group, body io.Reader, g *guard) outcome {
-	for i, t := range grp.targets {
-		if !folderExists(t.Root, t.Folder) {
-			grp.targets[i].Folder = ""
-		}
-	}
 	results, err := d.Deliver(io.MultiReader(bytes.NewReader(grp.prefix), body), grp.targets)
 	if g.err != nil {
 		err = g.err // the guard's verdict (NUL, size) beats the read error it caused
@@ -86,7 +81,7 @@ func (m *mda) logTarget(grp *group, i int, r maildir.Result, o outcome) {
 		args = append(args, "orig_to", m.opt.OriginalRecipient)
 	}
 	args = append(args, "mailbox", grp.mailbox[i], "folder", folderName(grp.targets[i].Folder))
-	if grp.folder[i] != grp.targets[i].Folder {
+	if grp.targets[i].Folder == "" && !strings.EqualFold(folderName(grp.folder[i]), "INBOX") {
 		args = append(args, "folder_requested", grp.folder[i])
 	}
 	if !o.failed() {

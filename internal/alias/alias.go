@@ -42,8 +42,10 @@
 //
 // Include files are read when the table is loaded, not at delivery time:
 // edit one, then reload (as after newaliases). A missing include file, an
-// include loop, a name defined twice or a malformed line is an error that
-// names file:line. A missing aliases file is not an error: it is an empty
+// include loop, includes nested deeper than 8, more than 10,000 include
+// files read in one load (each reference counts: a fan-out of includes must
+// not make loading exponential), a name defined twice or a malformed line
+// is an error that names file:line. A missing aliases file is not an error: it is an empty
 // table, because a fresh installation has no aliases and mail must still
 // flow.
 package alias

@@ -27,12 +27,20 @@ type opener func(path string) (io.ReadCloser, error)
 
 func openFile(path string) (io.ReadCloser, error) { return os.Open(path) }
 
+// includeReader reads the :include: files of one load and counts them
+// against maxIncludeReads.
+type includeReader struct {
+	open  opener
+	reads int
+}
+
 func parse(r io.Reader, name string, open opener) (*Table, error) {
 	lines, err := readLines(r, name)
 	if err != nil {
 		return nil, err
 	}
 	t := &Table{entries: map[string]entry{}}
+	inc := &includeReader{open: open}
 	var cur *logicalLine
 	for i, raw := range lines {
 		n := i + 1
@@ -50,13 +58,13 @@ func parse(r io.Reader, name string, open opener) (*Table, error) {
 			cur.add(n, text)
 			continue
 		}
-		if err := t.addEntry(cur, open); err != nil {
+		if err := t.addEntry(cur, inc); err != nil {
 			return nil, err
 		}
 		cur = &logicalLine{file: name}
 		cur.add(n, text)
 	}
-	if err := t.addEntry(cur, open); err != nil {
+	if err := t.addEntry(cur, inc); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -113,7 +121,7 @@ func (l *logicalLine) errorf(off int, format string, args ...any) error {
 }
 
 // addEntry parses "name: targets" and records it; nil is a no-op.
-func (t *Table) addEntry(l *logicalLine, open opener) error {
+func (t *Table) addEntry(l *logicalLine, inc *includeReader) error {
 	if l == nil {
 		return nil
 	}
@@ -138,7 +146,7 @@ func (t *Table) addEntry(l *logicalLine, open opener) error {
 		// Locate the target by its first non-blank byte: the blank
 		// before it may belong to the previous physical line.
 		off := colon + 1 + p.off + len(p.text) - len(strings.TrimLeftFunc(p.text, unicode.IsSpace))
-		ts, err := open.parseTarget(p.text, l.source(off), nil)
+		ts, err := inc.parseTarget(p.text, l.source(off), nil)
 		if err != nil {
 			return err
 		}

@@ -11,12 +11,17 @@ import (
 // maxIncludeDepth bounds nested :include: files.
 const maxIncludeDepth = 8
 
+// maxIncludeReads bounds the :include: files read by one load, the same
+// file counting once per reference: files that include the next level many
+// times would otherwise make the work exponential in the depth.
+const maxIncludeReads = 10000
+
 const includePrefix = ":include:"
 
 // parseTarget parses one comma-separated item of a right-hand side. An
 // empty item yields nothing (a trailing comma is harmless). includes is the
 // chain of :include: files being read, empty in the aliases file itself.
-func (open opener) parseTarget(raw string, from Source, includes []string) ([]Target, error) {
+func (inc *includeReader) parseTarget(raw string, from Source, includes []string) ([]Target, error) {
 	raw = strings.TrimSpace(raw)
 	if raw == "" {
 		return nil, nil
@@ -37,7 +42,7 @@ func (open opener) parseTarget(raw string, from Source, includes []string) ([]Ta
 		if verbatim {
 			return nil, fmt.Errorf("%s: \\ before :include:", from)
 		}
-		return open.readInclude(strings.TrimSpace(value[len(includePrefix):]), from, includes)
+		return inc.readInclude(strings.TrimSpace(value[len(includePrefix):]), from, includes)
 	case strings.HasPrefix(value, "/"):
 		kind = File
 	}
@@ -95,7 +100,7 @@ func checkAddress(a string) error {
 }
 
 // readInclude returns the targets listed in the :include: file path.
-func (open opener) readInclude(path string, from Source, includes []string) ([]Target, error) {
+func (inc *includeReader) readInclude(path string, from Source, includes []string) ([]Target, error) {
 	if !filepath.IsAbs(path) {
 		return nil, fmt.Errorf("%s: :include: path %q is not absolute", from, path)
 	}
@@ -107,7 +112,10 @@ func (open opener) readInclude(path string, from Source, includes []string) ([]T
 	if len(includes) >= maxIncludeDepth {
 		return nil, fmt.Errorf("%s: :include: files nested deeper than %d", from, maxIncludeDepth)
 	}
-	f, err := open(path)
+	if inc.reads++; inc.reads > maxIncludeReads {
+		return nil, fmt.Errorf("%s: :include: more than %d include files read (an include of an include, many times over?)", from, maxIncludeReads)
+	}
+	f, err := inc.open(path)
 	if err != nil {
 		return nil, fmt.Errorf("%s: :include: %w", from, err)
 	}
@@ -127,7 +135,7 @@ func (open opener) readInclude(path string, from Source, includes []string) ([]T
 			continue
 		}
 		for _, p := range splitOutsideQuotes(text, ',') {
-			ts, err := open.parseTarget(p.text, Source{File: path, Line: i + 1}, chain)
+			ts, err := inc.parseTarget(p.text, Source{File: path, Line: i + 1}, chain)
 			if err != nil {
 				return nil, fmt.Errorf("%s: :include: %w", from, err)
 			}

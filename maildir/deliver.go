@@ -325,7 +325,7 @@ func deliverCheckConfined(root, dir, confine string) error {
 			path := filepath.Join(p, sub)
 			resolved, err := filepath.EvalSymlinks(path)
 			if err != nil {
-				return fmt.Errorf("%w: %s: %v", ErrUnsafePath, path, err)
+				return deliverResolveError(path, err)
 			}
 			if !deliverInside(resolved, confine) {
 				return fmt.Errorf("%w: %s resolves to %s", ErrUnsafePath, path, resolved)
@@ -349,7 +349,7 @@ func deliverResolveExisting(path string) (string, error) {
 			return resolved, nil
 		}
 		if !errors.Is(err, fs.ErrNotExist) {
-			return "", fmt.Errorf("%w: %s: %v", ErrUnsafePath, path, err)
+			return "", deliverResolveError(path, err)
 		}
 		parent := filepath.Dir(p)
 		if parent == p {
@@ -359,6 +359,19 @@ func deliverResolveExisting(path string) (string, error) {
 		p = parent
 	}
 	return "", fmt.Errorf("%w: cannot resolve %s", ErrUnsafePath, path)
+}
+
+// deliverResolveError classifies a failure to resolve path. A symlink loop
+// is planted, so it is unsafe (permanent); anything else (EACCES, EIO, a file
+// where a directory should be) is a fault an admin or a retry can mend, and
+// must not bounce the message.
+func deliverResolveError(path string, err error) error {
+	// filepath.EvalSymlinks counts links itself and reports a loop as a
+	// plain "EvalSymlinks: too many links" error, not ELOOP.
+	if errors.Is(err, syscall.ELOOP) || strings.Contains(err.Error(), "too many links") {
+		return fmt.Errorf("%w: %s: %v", ErrUnsafePath, path, err)
+	}
+	return fmt.Errorf("maildir: deliver: resolve %s: %w", path, err)
 }
 
 // deliverInside reports whether the resolved path is confine or below it.

@@ -501,3 +501,38 @@ func TestDeliverLastTargetTakesTmpFile(t *testing.T) {
 		t.Errorf("tmp/ not empty: %v", ents)
 	}
 }
+
+// TestDeliverConfineErrorClasses: only a Maildir that resolves outside the
+// confinement or through a symlink loop is unsafe (a permanent refusal); a
+// path that cannot be resolved for another reason is an ordinary error the
+// caller retries.
+func TestDeliverConfineErrorClasses(t *testing.T) {
+	confine := t.TempDir()
+	loop := filepath.Join(confine, "loop")
+	if err := os.Symlink(loop, loop); err != nil {
+		t.Fatal(err)
+	}
+	notDir := filepath.Join(confine, "file")
+	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := &Deliverer{Host: "h", Confine: confine}
+	for _, tc := range []struct {
+		root   string
+		unsafe bool
+	}{
+		{filepath.Join(loop, "u"), true},
+		{filepath.Join(notDir, "u"), false},
+	} {
+		res, err := d.Deliver(strings.NewReader(dtestMsg), []Target{{Root: tc.root}})
+		if err != nil {
+			t.Fatalf("%s: Deliver: %v", tc.root, err)
+		}
+		if res[0].Err == nil {
+			t.Fatalf("%s: delivered, want an error", tc.root)
+		}
+		if got := errors.Is(res[0].Err, ErrUnsafePath); got != tc.unsafe {
+			t.Errorf("%s: errors.Is(ErrUnsafePath) = %v, want %v (%v)", tc.root, got, tc.unsafe, res[0].Err)
+		}
+	}
+}

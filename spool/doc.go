@@ -1,0 +1,111 @@
+// Package spool is the on-disk queue shared by smtpd and sendmail, which
+// write it, and deliver's queue daemon, which reads it, records each
+// recipient's state in it and removes finished messages. The format is
+// described for administrators in mailroom-spool(5) and for developers in
+// docs/formats.md ("The spool"); this comment is the contract.
+//
+// # Layout
+//
+//	<spool_dir>/            0711  the spool's owner (deliver's uid)
+//	    tmp/<id>/           02770 a message being written; never read
+//	    queue/<id>/         02770 acknowledged messages, one directory each
+//	        envelope        0640  written once, never changed
+//	        data            0640  the message as received, never changed
+//	        state           0640  per-recipient state; absent = all pending
+//	    trash/<id>/         02770 messages being removed; never read
+//	    corrupt/            02770 what pickup refused, kept for the admin
+//	    maildrop/<id>       01733 local submissions by unprivileged users
+//
+// # Queue ids
+//
+// An ID is 20 characters of lower-case Crockford base32: 11 for the
+// arrival time in microseconds since the Unix epoch (good until the year
+// 3111), then 9 (45 bits) of randomness. The alphabet is in ASCII order, so
+// ids sort by time as strings and as file names; no character needs quoting
+// in a file name, a shell or a log line. Randomness, not pid and host,
+// keeps two processes or two hosts sharing the spool apart, and a process
+// never repeats a time prefix (it steps forward by a microsecond), so its
+// own ids are strictly increasing. Uniqueness is finally enforced by the
+// file system: the rename that commits a message never replaces an
+// existing one (RENAME_NOREPLACE, and a directory that is never empty).
+// The id is only the directory name; nothing inside the message records
+// it, and every log line about a message carries it as msgid=<id>.
+//
+// # Acknowledgement
+//
+// A writer (Spool.Create) makes tmp/<id>/, streams the message into
+// tmp/<id>/data, and at Commit: fsyncs data, writes and fsyncs envelope
+// (now with the data's size), fsyncs tmp/<id>/, renames tmp/<id> to
+// queue/<id> (one rename, of the whole directory) and fsyncs queue/. Only
+// then may smtpd answer 250 or sendmail exit 0. A crash before the rename
+// leaves nothing in queue/; after it, envelope and data are both there:
+// never half a message. tmp/ is swept of directories older than a day
+// (SweepTmp); deliver never reads tmp/.
+//
+// # Per-recipient state
+//
+// The state file holds one line per envelope recipient, in envelope order:
+// pending, deferred (attempts, last try, next try), delivered or failed
+// (permanently). It is replaced as a whole by write-new, fsync, rename,
+// fsync directory (SetState), so after kill -9 at any point it holds either
+// the old states or the new ones. The consumer records a recipient as
+// delivered after the delivery is durable, so a crash re-delivers at most
+// the recipients in flight: at least once, exactly once when nothing
+// crashes.
+//
+// # Removal
+//
+// When every recipient is delivered or failed, and that is recorded with
+// SetState, Remove renames queue/<id> to trash/<id> (one atomic step out of
+// sight), fsyncs queue/, then unlinks the files and the directory. A crash
+// anywhere leaves either a finished message in queue/ (whose states say
+// finished, so Remove is simply repeated) or leftovers in trash/, which
+// nothing reads and SweepTmp deletes; it never leaves a delivered message
+// that looks pending, which unlinking state before the rest would.
+//
+// # The maildrop
+//
+// sendmail runs as the submitting user, with no setuid or setgid bit. It
+// writes maildrop/<id> (Spool.Drop): created O_EXCL with mode 0600, the
+// envelope lines, an empty line, the message; fsync; then fchmod 0644,
+// which marks the file complete (Postfix marks its maildrop files the same
+// way, with the execute bit); fsync again. maildrop/ is 1733, so anyone
+// may create a file there, nobody but the spool's owner may list it, and
+// the sticky bit keeps users from renaming or removing each other's files.
+// The identity of the submitter is the file's owner, recorded by the
+// kernel, never anything written inside: the envelope's uid line is only a
+// cross-check that must agree. Pickup (run by the spool's owner) opens
+// the name with O_NOFOLLOW|O_NONBLOCK and refuses symlinks, non-regular
+// files and hard links (a link to someone else's file would carry their
+// uid), copies the file into a queue entry with the same id, taking the
+// arrival time from the file's ctime (which a user cannot set), and only
+// then unlinks the drop. A crash between the two is detected on the next
+// pass by the existing queue/<id>, so a drop is queued once.
+//
+// An unprivileged user cannot fsync maildrop/ (a directory must be opened
+// for reading to be fsync'd, and 1733 withholds read). The drop's name is
+// made durable by the file's own fsync on journalling file systems (ext4,
+// xfs, btrfs commit the creating transaction with it); Postfix's postdrop
+// relies on the same.
+//
+// # Envelope and state files
+//
+// Both are versioned UTF-8 text, one "key value" per line, LF endings,
+// single spaces. Values are percent-encoded (%XX, upper-case hex) for
+// every byte that is not printable ASCII or part of a printable UTF-8
+// character, and for '%' itself, so no value can contain a space, CR, LF
+// or NUL, and none can inject a line. Parsing is strict: an unknown key,
+// a repeated key, a non-canonical escape or time, or a field in the wrong
+// place is an error, and a newer version is refused rather than half
+// understood. See Envelope.MarshalText and the grammar in mailroom-spool(5).
+//
+// # Permissions and processes
+//
+// The spool belongs to the queue daemon's user, and smtpd's user is in its
+// group; Setup makes the directories with the modes above regardless of the
+// umask. The directories are setgid so every file keeps the spool's group.
+// Exactly one consumer may run at a time (LockConsumer); any number of
+// writers may. deliver is expected to watch queue/ and maildrop/ with
+// inotify (IN_MOVED_TO, IN_ATTRIB for the chmod that completes a drop), as
+// it does Maildirs; this package has no watcher.
+package spool

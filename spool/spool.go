@@ -1,0 +1,341 @@
+package spool
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"golang.org/x/sys/unix"
+
+	"mailroom/internal/fsx"
+)
+
+// Names and modes of the layout (see the package comment).
+const (
+	dirTmp      = "tmp"
+	dirQueue    = "queue"
+	dirTrash    = "trash"
+	dirCorrupt  = "corrupt"
+	dirMaildrop = "maildrop"
+
+	fileEnvelope = "envelope"
+	fileData     = "data"
+	fileState    = "state"
+	fileLock     = "consumer.lock"
+
+	modeRoot     = 0o711
+	modeDir      = os.ModeSetgid | 0o770
+	modeMaildrop = os.ModeSticky | 0o733
+	modeFile     = 0o640
+)
+
+// ErrNotFound is wrapped when a queue id names no message in queue/.
+var ErrNotFound = errors.New("spool: no such message")
+
+// ErrCorrupt is wrapped when a queued message is inconsistent (data size
+// differs from the envelope's, state for another number of recipients).
+var ErrCorrupt = errors.New("spool: corrupt message")
+
+// crashPoint is called at each step of a commit, a state change and a
+// removal. Tests set it, in a child process, to die at that step; in
+// production it does nothing.
+var crashPoint = func(step string) {}
+
+// Spool is an opened spool directory. Its methods are safe for concurrent
+// use by any number of writers; only one consumer (LockConsumer) may call
+// SetState, Remove, Pickup and SweepTmp.
+type Spool struct {
+	dir string
+}
+
+// Setup creates the layout under dir with the modes of the package comment,
+// whatever the umask, and sets the modes of directories that exist. Run it
+// as the spool's owner (the queue daemon's user) before anything else
+// opens the spool; running it again changes nothing.
+func Setup(dir string) error {
+	if err := ensureDir(dir, modeRoot); err != nil {
+		return err
+	}
+	dirs := []struct {
+		name string
+		mode os.FileMode
+	}{{dirTmp, modeDir}, {dirQueue, modeDir}, {dirTrash, modeDir}, {dirCorrupt, modeDir}, {dirMaildrop, modeMaildrop}}
+	for _, d := range dirs {
+		if err := ensureDir(filepath.Join(dir, d.name), d.mode); err != nil {
+			return err
+		}
+	}
+	return fsx.SyncDir(dir)
+}
+
+// ensureDir makes dir with mode, or gives an existing one that mode.
+func ensureDir(dir string, mode os.FileMode) error {
+	err := os.Mkdir(dir, mode)
+	if err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("spool setup: %w", err)
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("spool setup: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("spool setup: %s is not a directory", dir)
+	}
+	// Chmod, not the Mkdir mode, because the umask may have removed bits
+	// (the maildrop's write bits for others are the point of it).
+	if fi.Mode()&(fs.ModePerm|os.ModeSetgid|os.ModeSticky) != mode&(fs.ModePerm|os.ModeSetgid|os.ModeSticky) {
+		if err := os.Chmod(dir, mode); err != nil {
+			return fmt.Errorf("spool setup: %w", err)
+		}
+	}
+	return nil
+}
+
+// Open returns the spool at dir, which must exist (see Setup). It creates
+// nothing, so that sendmail, running as any user, can use it.
+func Open(dir string) (*Spool, error) {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("spool: %s is not a directory", dir)
+	}
+	return &Spool{dir: dir}, nil
+}
+
+// Dir returns the spool's directory.
+func (s *Spool) Dir() string { return s.dir }
+
+func (s *Spool) path(elem ...string) string {
+	return filepath.Join(append([]string{s.dir}, elem...)...)
+}
+
+// List returns the ids of the acknowledged messages, oldest first. Entries
+// whose names are not ids are ignored.
+func (s *Spool) List() ([]ID, error) {
+	return listIDs(s.path(dirQueue))
+}
+
+// listIDs reads the names of dir that are well-formed ids, sorted.
+func listIDs(dir string) ([]ID, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	ids := make([]ID, 0, len(ents))
+	for _, e := range ents {
+		if id, err := ParseID(e.Name()); err == nil {
+			ids = append(ids, id)
+		}
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids, nil
+}
+
+// Message is one acknowledged message as read from queue/.
+type Message struct {
+	ID       ID
+	Envelope Envelope
+	States   []RcptState // one per Envelope.Recipients, in order
+	dir      string
+}
+
+// Finished reports whether every recipient is delivered or failed, so the
+// message may be removed.
+func (m *Message) Finished() bool {
+	for _, st := range m.States {
+		if !st.Status.Final() {
+			return false
+		}
+	}
+	return true
+}
+
+// OpenData opens the message content for reading.
+func (m *Message) OpenData() (*os.File, error) {
+	f, err := os.Open(filepath.Join(m.dir, fileData))
+	if err != nil {
+		return nil, fmt.Errorf("spool %s: %w", m.ID, err)
+	}
+	return f, nil
+}
+
+// maxEnvelopeFile bounds what is read of an envelope or state file.
+const maxEnvelopeFile = 64 << 20
+
+// Message reads the message id: its envelope, its recipients' states, and
+// a check that the data file has the size the envelope records.
+func (s *Spool) Message(id ID) (*Message, error) {
+	if _, err := ParseID(string(id)); err != nil {
+		return nil, err
+	}
+	dir := s.path(dirQueue, string(id))
+	env, err := readEnvelope(dir, id)
+	if err != nil {
+		return nil, err
+	}
+	m := &Message{ID: id, Envelope: env, dir: dir}
+	data, err := readSmallFile(filepath.Join(dir, fileState))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		m.States = pendingStates(len(env.Recipients))
+	case err != nil:
+		return nil, fmt.Errorf("spool %s: %w", id, err)
+	default:
+		if m.States, err = parseStates(data, len(env.Recipients)); err != nil {
+			return nil, fmt.Errorf("spool %s: %w: %w", id, ErrCorrupt, err)
+		}
+	}
+	fi, err := os.Stat(filepath.Join(dir, fileData))
+	if err != nil {
+		return nil, fmt.Errorf("spool %s: %w", id, err)
+	}
+	if fi.Size() != env.Size {
+		return nil, fmt.Errorf("spool %s: %w: data has %d bytes, envelope says %d", id, ErrCorrupt, fi.Size(), env.Size)
+	}
+	return m, nil
+}
+
+// readEnvelope reads and parses dir/envelope.
+func readEnvelope(dir string, id ID) (Envelope, error) {
+	data, err := readSmallFile(filepath.Join(dir, fileEnvelope))
+	if errors.Is(err, fs.ErrNotExist) {
+		return Envelope{}, fmt.Errorf("spool %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Envelope{}, fmt.Errorf("spool %s: %w", id, err)
+	}
+	env, err := ParseEnvelope(data)
+	if err != nil {
+		return Envelope{}, fmt.Errorf("spool %s: %w: %w", id, ErrCorrupt, err)
+	}
+	return env, nil
+}
+
+// readSmallFile reads a file of at most maxEnvelopeFile bytes.
+func readSmallFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() > maxEnvelopeFile {
+		return nil, fmt.Errorf("%s: %d bytes is too large", path, fi.Size())
+	}
+	data := make([]byte, fi.Size())
+	if _, err := f.ReadAt(data, 0); err != nil && fi.Size() > 0 {
+		return nil, err
+	}
+	return data, nil
+}
+
+// SetState records the state of every recipient of message id, replacing
+// the previous states at once (write, fsync, rename, fsync directory).
+// Record a delivery only after it is durable; record a permanent failure
+// only after its bounce is committed to the spool.
+func (s *Spool) SetState(id ID, states []RcptState) error {
+	if _, err := ParseID(string(id)); err != nil {
+		return err
+	}
+	dir := s.path(dirQueue, string(id))
+	env, err := readEnvelope(dir, id)
+	if err != nil {
+		return err
+	}
+	if len(states) != len(env.Recipients) {
+		return fmt.Errorf("spool %s: %d states for %d recipients", id, len(states), len(env.Recipients))
+	}
+	data, err := marshalStates(states)
+	if err != nil {
+		return fmt.Errorf("spool %s: %w", id, err)
+	}
+	crashPoint("state-before")
+	if err := fsx.WriteFileAtomic(filepath.Join(dir, fileState), data, modeFile); err != nil {
+		return fmt.Errorf("spool %s: %w", id, err)
+	}
+	crashPoint("state-after")
+	return nil
+}
+
+// Remove deletes message id. It first renames queue/<id> to trash/<id>,
+// the one step that takes the message out of sight, and fsyncs queue/;
+// then it unlinks the files. Call it only once SetState has recorded every
+// recipient as final: if a crash undoes the rename, the message comes back
+// finished, not pending, and is removed again.
+func (s *Spool) Remove(id ID) error {
+	if _, err := ParseID(string(id)); err != nil {
+		return err
+	}
+	from, to := s.path(dirQueue, string(id)), s.path(dirTrash, string(id))
+	err := os.Rename(from, to)
+	if errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST) {
+		// A removal of this id was interrupted before: finish it first.
+		if err := removeMessageDir(to); err != nil {
+			return fmt.Errorf("spool %s: %w", id, err)
+		}
+		err = os.Rename(from, to)
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("spool %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("spool %s: remove: %w", id, err)
+	}
+	crashPoint("remove-renamed")
+	if err := fsx.SyncDir(s.path(dirQueue)); err != nil {
+		return fmt.Errorf("spool %s: %w", id, err)
+	}
+	if err := removeMessageDir(to); err != nil {
+		return fmt.Errorf("spool %s: %w", id, err)
+	}
+	return nil
+}
+
+// removeMessageDir unlinks the files of a message directory and then the
+// directory. Nothing reads trash/, so the order of unlinks does not
+// matter and no fsync is needed: leftovers are swept.
+func removeMessageDir(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for i, e := range ents {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+		if i == 0 {
+			crashPoint("remove-unlinking")
+		}
+	}
+	if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// LockConsumer takes the consumer lock (flock on <spool_dir>/consumer.lock)
+// without waiting: only one queue daemon may pick up, change states and
+// remove at a time. The lock goes with the process, so a crashed consumer
+// never leaves it held. Call release to drop it.
+func (s *Spool) LockConsumer() (release func() error, err error) {
+	f, err := os.OpenFile(s.path(fileLock), os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW, modeFile)
+	if err != nil {
+		return nil, fmt.Errorf("spool: consumer lock: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("spool: consumer lock %s: another consumer runs: %w", f.Name(), err)
+	}
+	return f.Close, nil
+}

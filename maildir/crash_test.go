@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"mailroom/internal/testutil"
 )
 
 // crashEnvRoot, when set, turns TestCrashMidDelivery into the child that
@@ -43,7 +45,7 @@ func TestCrashMidDelivery(t *testing.T) {
 	}
 	// Wait, bounded, until the half message is on disk in tmp/: the kill
 	// must land mid-delivery, not before it started.
-	if !waitFor(10*time.Second, func() bool { return tmpBytes(t, root) >= int64(len(half)) }) {
+	if !testutil.WaitFor(10*time.Second, func() bool { return tmpBytes(t, root) >= int64(len(half)) }) {
 		cmd.Process.Kill()
 		cmd.Wait()
 		t.Fatalf("child never wrote the half message to tmp/\n%s", out.String())
@@ -85,16 +87,4 @@ func tmpBytes(t *testing.T, root string) int64 {
 		}
 	}
 	return n
-}
-
-// waitFor polls cond until it holds or the time is up.
-func waitFor(limit time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return true
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return cond()
 }

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"mailroom/internal/testutil"
 )
 
 // The crash tests re-run this test binary as a child that works on a spool
@@ -115,7 +117,7 @@ func runCrashChild(t *testing.T, s *Spool, step string) {
 		if _, err := stdin.Write(half); err != nil {
 			t.Fatalf("writing to the child: %v\n%s", err, out.String())
 		}
-		if !waitFor(10*time.Second, func() bool { return tmpDataBytes(s) >= int64(len(half)) }) {
+		if !testutil.WaitFor(10*time.Second, func() bool { return tmpDataBytes(s) >= int64(len(half)) }) {
 			cmd.Process.Kill()
 			cmd.Wait()
 			t.Fatalf("the child never wrote half the message\n%s", out.String())
@@ -140,18 +142,6 @@ func tmpDataBytes(s *Spool) int64 {
 		}
 	}
 	return n
-}
-
-// waitFor polls cond until it holds or the time is up.
-func waitFor(limit time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return true
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return cond()
 }
 
 // TestCrash kills a writer, a state change and a removal at every step and

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // RequireInteropEnv names the environment variable of the interop rule.
@@ -107,4 +108,19 @@ func ShareMailRoot(t testing.TB, root string) (uid, gid int) {
 		return -1, -1
 	}
 	return NobodyID, NobodyID
+}
+
+// WaitFor polls cond until it holds or limit has passed, and reports
+// whether it held. It is for conditions outside the test's control (a
+// child process writing a file); never use it to wait for code the test
+// could synchronise with directly.
+func WaitFor(limit time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return true
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return cond()
 }

@@ -274,7 +274,7 @@ func deliverPrepare(t Target, confine string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		if !deliverInside(resolved, confine) {
+		if !fsx.Within(resolved, confine) {
 			return "", fmt.Errorf("%w: %s resolves to %s", ErrUnsafePath, t.Root, resolved)
 		}
 	}
@@ -327,7 +327,7 @@ func deliverCheckConfined(root, dir, confine string) error {
 			if err != nil {
 				return deliverResolveError(path, err)
 			}
-			if !deliverInside(resolved, confine) {
+			if !fsx.Within(resolved, confine) {
 				return fmt.Errorf("%w: %s resolves to %s", ErrUnsafePath, path, resolved)
 			}
 		}
@@ -335,30 +335,18 @@ func deliverCheckConfined(root, dir, confine string) error {
 	return nil
 }
 
-// deliverResolveExisting resolves symlinks in the deepest existing
-// ancestor of path and appends the rest. path is absolute and clean.
+// deliverResolveExisting is fsx.ResolveExisting with the failure
+// classified for delivery.
 func deliverResolveExisting(path string) (string, error) {
-	var rest []string
-	p := path
-	for i := 0; i < 4096; i++ { // bounded: each step drops one component
-		resolved, err := filepath.EvalSymlinks(p)
-		if err == nil {
-			for j := len(rest) - 1; j >= 0; j-- {
-				resolved = filepath.Join(resolved, rest[j])
-			}
-			return resolved, nil
-		}
-		if !errors.Is(err, fs.ErrNotExist) {
-			return "", deliverResolveError(path, err)
-		}
-		parent := filepath.Dir(p)
-		if parent == p {
-			break
-		}
-		rest = append(rest, filepath.Base(p))
-		p = parent
+	resolved, err := fsx.ResolveExisting(path)
+	switch {
+	case err == nil:
+		return resolved, nil
+	case errors.Is(err, fsx.ErrUnresolvable):
+		return "", fmt.Errorf("%w: cannot resolve %s", ErrUnsafePath, path)
+	default:
+		return "", deliverResolveError(path, err)
 	}
-	return "", fmt.Errorf("%w: cannot resolve %s", ErrUnsafePath, path)
 }
 
 // deliverResolveError classifies a failure to resolve path. A symlink loop
@@ -372,14 +360,6 @@ func deliverResolveError(path string, err error) error {
 		return fmt.Errorf("%w: %s: %v", ErrUnsafePath, path, err)
 	}
 	return fmt.Errorf("maildir: deliver: resolve %s: %w", path, err)
-}
-
-// deliverInside reports whether the resolved path is confine or below it.
-func deliverInside(path, confine string) bool {
-	if path == confine || confine == "/" {
-		return true
-	}
-	return strings.HasPrefix(path, confine+string(filepath.Separator))
 }
 
 // deliverOne puts the message (the fsync'd file src) into the Maildir dir

@@ -2,7 +2,6 @@ package admin
 
 import (
 	"fmt"
-	"strconv"
 
 	"mailroom/internal/account"
 	"mailroom/internal/config"
@@ -11,20 +10,6 @@ import (
 // quotaRuleKey is the passwd-file extra field holding a user's quota rule,
 // the name Dovecot's quota plugin reads (userdb_quota_rule).
 const quotaRuleKey = "userdb_quota_rule"
-
-// Dovecot's quota plugin (2.3, quota_limit_parse) reads storage=N as
-// kilobytes when N has no unit, while mailroom.conf reads a bare number as
-// bytes. "user add --quota" takes mailroom.conf's syntax, and the rule is
-// always written with an explicit unit (B, k, M, G; Dovecot accepts b, k,
-// M, G, T in either case), so that Dovecot and mailroom read one number.
-var dovecotUnits = []struct {
-	suffix string
-	mult   int64
-}{
-	{"G", 1 << 30},
-	{"M", 1 << 20},
-	{"k", 1 << 10},
-}
 
 // storageRule turns a --quota SIZE (config.ParseSize syntax) into the
 // userdb_quota_rule value "*:storage=<N><unit>", and checks that
@@ -42,16 +27,16 @@ func storageRule(size string) (string, error) {
 	return rule, nil
 }
 
-// dovecotSize writes n bytes with the largest unit that divides it
-// exactly, else as bytes with the "B" unit (never a bare number, which
-// Dovecot would take as kilobytes).
+// dovecotSize writes n bytes as mailroom.conf would (config.FormatSize:
+// the largest unit that divides n exactly), adding the "B" unit where that
+// leaves a bare number. Dovecot's quota plugin (2.3, quota_limit_parse)
+// reads storage=N as kilobytes when N has no unit, while mailroom.conf
+// reads a bare number as bytes; with a unit always written (B, k, M, G;
+// Dovecot accepts b, k, M, G, T in either case), both read one number.
 func dovecotSize(n int64) string {
-	if n > 0 {
-		for _, u := range dovecotUnits {
-			if n%u.mult == 0 {
-				return strconv.FormatInt(n/u.mult, 10) + u.suffix
-			}
-		}
+	s := config.FormatSize(n)
+	if last := s[len(s)-1]; last >= '0' && last <= '9' {
+		return s + "B"
 	}
-	return strconv.FormatInt(n, 10) + "B"
+	return s
 }

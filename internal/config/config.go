@@ -16,17 +16,20 @@
 //     recipient_delimiter).
 //   - A section may appear more than once; a key may be set only once per
 //     section, and only in the section it belongs to.
-//   - [smtpd], [imapd], [pop3d] and [sendmail] are reserved for the programs
-//     that will read them: the section names are accepted, but they have no
-//     keys yet, so any key inside them is an error.
+//   - [imapd] and [sendmail] are reserved for the programs that will read
+//     them: the section names are accepted, but they have no keys yet, so any
+//     key inside them is an error.
 //   - Value types: string; list (items separated by commas and/or spaces);
 //     bool (yes, no, true, false; printed as yes/no); size (bytes, with an
 //     optional k, M or G suffix, powers of 1024; see ParseSize); count (a
-//     plain non-negative integer).
+//     plain non-negative integer); duration (a number with a unit: s, m, h
+//     or d, e.g. "90s", "5m", "5d"; "0" alone is zero; see ParseDuration).
 //
 // Load does not call Check: a program overlays its flags first, then calls
 // Check on the result, so that flags are held to the same rules as the file.
 package config
+
+import "time"
 
 // Default path of the configuration file.
 const DefaultPath = "/etc/mailroom/mailroom.conf"
@@ -44,8 +47,15 @@ type Config struct {
 	RecipientDelimiter string   // recipient_delimiter: sub-address separators, e.g. "+"; "" disables
 	LogFormat          string   // log_format: "logfmt" (stderr) or "syslog"
 	LogLevel           string   // log_level: debug, info, warn, error
+	TLSCert            string   // tls_cert: PEM certificate chain for every daemon's TLS; "" = no TLS
+	TLSKey             string   // tls_key: PEM private key of tls_cert
+	// plaintext_auth_on_loopback: password logins without TLS are allowed
+	// from 127.0.0.0/8 and ::1 (make run's playground); never elsewhere.
+	PlaintextAuthOnLoopback bool
 
 	Deliver DeliverConfig
+	Smtpd   SmtpdConfig
+	Pop3d   Pop3dConfig
 }
 
 // DeliverConfig is the [deliver] section.
@@ -57,4 +67,40 @@ type DeliverConfig struct {
 	AllowFileTargets bool   // allow_file_targets: aliases may name "/path/file"
 	ExtensionFolder  bool   // extension_folder: user+ext delivers into folder .ext when it exists
 	MaxMessageSize   int64  // max_message_size: bigger messages are refused (65 / 5.3.4); 0 = no limit
+
+	// The queue daemon (deliver --queue).
+	QueueConcurrency int64         // queue_concurrency: messages delivered at once
+	MinBackoff       time.Duration // min_backoff: first retry delay after a temporary failure
+	MaxBackoff       time.Duration // max_backoff: the retry delay doubles up to this
+	QueueLifetime    time.Duration // queue_lifetime: a message still undelivered after this is bounced
+	DelayWarning     time.Duration // delay_warning: warn the sender after this delay (0 = never)
+}
+
+// SmtpdConfig is the [smtpd] section.
+type SmtpdConfig struct {
+	User                    string        // user: the account smtpd runs as once started as root
+	ListenSMTP              []string      // listen_smtp: MX addresses (port 25); empty = none
+	ListenSubmission        []string      // listen_submission: STARTTLS + AUTH (587)
+	ListenSubmissions       []string      // listen_submissions: implicit TLS + AUTH (465)
+	MaxMessageSize          int64         // max_message_size: SIZE limit; bigger is 552 5.3.4
+	MaxRecipients           int64         // max_recipients: per message; more get 452 4.5.3
+	MaxLineLength           int64         // max_line_length: longest command or data line accepted
+	CommandTimeout          time.Duration // command_timeout: idle time allowed between commands
+	DataTimeout             time.Duration // data_timeout: idle time allowed inside DATA/BDAT
+	MaxConnections          int64         // max_connections: in total, per listener set
+	MaxConnectionsPerClient int64         // max_connections_per_client: per client IP address
+	MaxErrors               int64         // max_errors: error replies before 421 and disconnect
+	AuthFailuresBeforeDelay int64         // auth_failures_before_delay: failed AUTHs before each reply is delayed, growing
+}
+
+// Pop3dConfig is the [pop3d] section.
+type Pop3dConfig struct {
+	ListenPOP3              []string      // listen_pop3: STLS listener (110); empty = none
+	ListenPOP3S             []string      // listen_pop3s: implicit TLS (995)
+	UIDLFormat              string        // uidl_format: "maildir" (base name) or "dovecot" (%08Xu%08Xv)
+	IdleTimeout             time.Duration // idle_timeout: RFC 1939 §3 asks for at least 10 minutes
+	MaxConnections          int64         // max_connections: in total
+	MaxConnectionsPerClient int64         // max_connections_per_client: per client IP address
+	Expire                  string        // expire: advertised in CAPA EXPIRE: "never" or a number of days
+	LoginDelay              time.Duration // login_delay: advertised in CAPA LOGIN-DELAY (0 = not advertised); whole seconds
 }

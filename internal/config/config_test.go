@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestDefault(t *testing.T) {
@@ -23,8 +24,36 @@ func TestDefault(t *testing.T) {
 		LogFormat:          "logfmt",
 		LogLevel:           "info",
 		Deliver: DeliverConfig{
-			OverQuota:      "tempfail",
-			MaxMessageSize: 50 * 1024 * 1024,
+			OverQuota:        "tempfail",
+			MaxMessageSize:   50 * 1024 * 1024,
+			QueueConcurrency: 8,
+			MinBackoff:       5 * time.Minute,
+			MaxBackoff:       time.Hour,
+			QueueLifetime:    120 * time.Hour,
+		},
+		Smtpd: SmtpdConfig{
+			User:                    "mailroom",
+			ListenSMTP:              []string{":25"},
+			ListenSubmission:        []string{":587"},
+			ListenSubmissions:       []string{":465"},
+			MaxMessageSize:          50 * 1024 * 1024,
+			MaxRecipients:           1000,
+			MaxLineLength:           65536,
+			CommandTimeout:          5 * time.Minute,
+			DataTimeout:             10 * time.Minute,
+			MaxConnections:          200,
+			MaxConnectionsPerClient: 20,
+			MaxErrors:               20,
+			AuthFailuresBeforeDelay: 2,
+		},
+		Pop3d: Pop3dConfig{
+			ListenPOP3:              []string{":110"},
+			ListenPOP3S:             []string{":995"},
+			UIDLFormat:              "maildir",
+			IdleTimeout:             10 * time.Minute,
+			MaxConnections:          200,
+			MaxConnectionsPerClient: 20,
+			Expire:                  "never",
 		},
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -62,11 +91,10 @@ func TestParse(t *testing.T) {
 		{"deliver", "[deliver]\nquota = 1G\nquota_messages = 1000\nover_quota = bounce\n" +
 			"allow_pipe_targets = yes\nallow_file_targets = TRUE\nextension_folder = true\n" +
 			"max_message_size = 10M\n", func(c *Config) {
-			c.Deliver = DeliverConfig{
-				Quota: 1 << 30, QuotaMessages: 1000, OverQuota: "bounce",
-				AllowPipeTargets: true, AllowFileTargets: true, ExtensionFolder: true,
-				MaxMessageSize: 10 << 20,
-			}
+			d := &c.Deliver
+			d.Quota, d.QuotaMessages, d.OverQuota = 1<<30, 1000, "bounce"
+			d.AllowPipeTargets, d.AllowFileTargets, d.ExtensionFolder = true, true, true
+			d.MaxMessageSize = 10 << 20
 		}},
 		{"sizes", "[deliver]\nquota = 512k\nmax_message_size = 0\n", func(c *Config) { c.Deliver.Quota, c.Deliver.MaxMessageSize = 512<<10, 0 }},
 		{"size lower-case suffix", "[deliver]\nquota = 2g\n", func(c *Config) { c.Deliver.Quota = 2 << 30 }},
@@ -76,6 +104,16 @@ func TestParse(t *testing.T) {
 			c.Deliver.Quota, c.Deliver.QuotaMessages = 1, 2
 		}},
 		{"reserved sections", "[smtpd]\n[imapd]\n[ pop3d ]\n[sendmail]\n# nothing\n", func(c *Config) {}},
+		{"durations", "[deliver]\nqueue_lifetime = 2d\nmin_backoff = 90s\ndelay_warning = 4h\n[smtpd]\ndata_timeout = 0\n", func(c *Config) {
+			c.Deliver.QueueLifetime, c.Deliver.MinBackoff, c.Deliver.DelayWarning = 48*time.Hour, 90*time.Second, 4*time.Hour
+			c.Smtpd.DataTimeout = 0
+		}},
+		{"same key name in two sections", "[smtpd]\nmax_connections = 5\n[pop3d]\nmax_connections = 7\n", func(c *Config) {
+			c.Smtpd.MaxConnections, c.Pop3d.MaxConnections = 5, 7
+		}},
+		{"listen lists", "[smtpd]\nlisten_smtp = 127.0.0.1:2525, [::1]:2525\nlisten_submissions =\n", func(c *Config) {
+			c.Smtpd.ListenSMTP, c.Smtpd.ListenSubmissions = []string{"127.0.0.1:2525", "[::1]:2525"}, []string{}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -98,7 +136,17 @@ func TestParseErrors(t *testing.T) {
 	}{
 		{"unknown key", "# c\nquotas = 1\n", `test.conf:2: unknown key "quotas"`},
 		{"unknown key in section", "[deliver]\nfoo = 1\n", `test.conf:2: unknown key "foo" in [deliver]`},
-		{"reserved section has no keys", "[smtpd]\nlisten = :25\n", `test.conf:2: unknown key "listen" in [smtpd]`},
+		{"reserved section has no keys", "[imapd]\nlisten = :143\n", `test.conf:2: unknown key "listen" in [imapd]`},
+		{"smtpd unknown key", "[smtpd]\nlisten = :25\n", `test.conf:2: unknown key "listen" in [smtpd]`},
+		{"duration unit missing", "[smtpd]\ncommand_timeout = 300\n", `bad duration "300"`},
+		{"duration compound", "[deliver]\nmax_backoff = 1h30m\n", `bad duration "1h30m"`},
+		{"duration fraction", "[deliver]\nmax_backoff = 1.5h\n", `bad duration`},
+		{"duration negative", "[deliver]\nmax_backoff = -1h\n", `bad duration`},
+		{"listen without port", "[smtpd]\nlisten_smtp = localhost\n", `bad listen address "localhost"`},
+		{"listen bad port", "[pop3d]\nlisten_pop3 = :99999\n", `bad port`},
+		{"expire", "[pop3d]\nexpire = soon\n", `bad expire "soon"`},
+		{"user", "[smtpd]\nuser = a b\n", `bad user name`},
+		{"relative tls_cert", "tls_cert = cert.pem\n", `not absolute`},
 		{"deliver key at top", "quota = 1\n", `test.conf:1: key "quota" belongs in [deliver], not at the top of the file`},
 		{"common key in section", "[deliver]\nhostname = x\n", `test.conf:2: key "hostname" belongs at the top of the file`},
 		{"deliver key in smtpd", "[smtpd]\nquota = 1\n", `belongs in [deliver], not in [smtpd]`},
@@ -197,7 +245,7 @@ func TestSampleFile(t *testing.T) {
 	}
 	// Uncomment "#key = value" lines and reload: the values shown must be
 	// the defaults (except hostname and domains, shown as examples).
-	commented := regexp.MustCompile(`(?m)^#([a-z_]+ =.*)$`)
+	commented := regexp.MustCompile(`(?m)^#([a-z0-9_]+ =.*)$`)
 	uncommented := commented.ReplaceAllString(string(data), "$1")
 	for _, k := range keys {
 		if !regexp.MustCompile(`(?m)^` + k.name + ` =`).MatchString(uncommented) {
@@ -252,6 +300,9 @@ spool_dir = /var/spool/mailroom
 recipient_delimiter = +
 log_format = logfmt
 log_level = info
+tls_cert =
+tls_key =
+plaintext_auth_on_loopback = no
 
 [deliver]
 quota = 0
@@ -261,6 +312,36 @@ allow_pipe_targets = no
 allow_file_targets = no
 extension_folder = no
 max_message_size = 50M
+queue_concurrency = 8
+min_backoff = 5m
+max_backoff = 1h
+queue_lifetime = 5d
+delay_warning = 0
+
+[smtpd]
+user = mailroom
+listen_smtp = :25
+listen_submission = :587
+listen_submissions = :465
+max_message_size = 50M
+max_recipients = 1000
+max_line_length = 64k
+command_timeout = 5m
+data_timeout = 10m
+max_connections = 200
+max_connections_per_client = 20
+max_errors = 20
+auth_failures_before_delay = 2
+
+[pop3d]
+listen_pop3 = :110
+listen_pop3s = :995
+uidl_format = maildir
+idle_timeout = 10m
+max_connections = 200
+max_connections_per_client = 20
+expire = never
+login_delay = 0
 `
 	if buf.String() != want {
 		t.Errorf("Print =\n%s\nwant\n%s", buf.String(), want)
@@ -333,6 +414,9 @@ var nonDefaultStrings = map[string]string{
 	"LogLevel":           "error",
 	"RecipientDelimiter": "-",
 	"Deliver.OverQuota":  "bounce",
+	"Smtpd.User":         "smtp-user",
+	"Pop3d.UIDLFormat":   "dovecot",
+	"Pop3d.Expire":       "30",
 }
 
 func setNonDefault(t *testing.T, f reflect.Value, path string) {
@@ -344,7 +428,13 @@ func setNonDefault(t *testing.T, f reflect.Value, path string) {
 		}
 		f.SetString(v)
 	case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.String:
-		f.Set(reflect.ValueOf([]string{"nondefault.example"}))
+		v := "nondefault.example"
+		if strings.Contains(path, ".Listen") {
+			v = "127.0.0.2:2525"
+		}
+		f.Set(reflect.ValueOf([]string{v}))
+	case f.Type() == reflect.TypeOf(time.Duration(0)):
+		f.SetInt(f.Int() + int64(90*time.Second))
 	case f.Kind() == reflect.Bool:
 		f.SetBool(!f.Bool())
 	case f.Kind() == reflect.Int64:

@@ -4,6 +4,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Section names. The empty name is the top of the file.
@@ -35,9 +36,20 @@ type key struct {
 	check func(c *Config) error
 }
 
-// keys is the whole vocabulary of mailroom.conf in print order. A key added
-// to Config but not here is caught by TestPrintCoversEveryField.
-var keys = []key{
+// keys is the whole vocabulary of mailroom.conf in print order, grouped by
+// section. A key added to Config but not here is caught by
+// TestPrintCoversEveryField.
+var keys = concatKeys(commonKeys, deliverKeys, smtpdKeys, pop3dKeys)
+
+func concatKeys(groups ...[]key) []key {
+	var all []key
+	for _, g := range groups {
+		all = append(all, g...)
+	}
+	return all
+}
+
+var commonKeys = []key{
 	stringKey(sectionCommon, "hostname", func(c *Config) *string { return &c.Hostname }, checkHostname),
 	listKey(sectionCommon, "domains", func(c *Config) *[]string { return &c.Domains }, strings.ToLower, checkDomains),
 	stringKey(sectionCommon, "mail_root", func(c *Config) *string { return &c.MailRoot }, checkAbsPath),
@@ -47,7 +59,12 @@ var keys = []key{
 	stringKey(sectionCommon, "recipient_delimiter", func(c *Config) *string { return &c.RecipientDelimiter }, checkDelimiter),
 	stringKey(sectionCommon, "log_format", func(c *Config) *string { return &c.LogFormat }, oneOf("logfmt", "syslog")),
 	stringKey(sectionCommon, "log_level", func(c *Config) *string { return &c.LogLevel }, oneOf("debug", "info", "warn", "error")),
+	stringKey(sectionCommon, "tls_cert", func(c *Config) *string { return &c.TLSCert }, checkOptionalAbsPath),
+	stringKey(sectionCommon, "tls_key", func(c *Config) *string { return &c.TLSKey }, checkOptionalAbsPath),
+	boolKey(sectionCommon, "plaintext_auth_on_loopback", func(c *Config) *bool { return &c.PlaintextAuthOnLoopback }),
+}
 
+var deliverKeys = []key{
 	sizeKey(sectionDeliver, "quota", func(c *Config) *int64 { return &c.Deliver.Quota }),
 	countKey(sectionDeliver, "quota_messages", func(c *Config) *int64 { return &c.Deliver.QuotaMessages }),
 	stringKey(sectionDeliver, "over_quota", func(c *Config) *string { return &c.Deliver.OverQuota }, oneOf("tempfail", "bounce")),
@@ -55,6 +72,11 @@ var keys = []key{
 	boolKey(sectionDeliver, "allow_file_targets", func(c *Config) *bool { return &c.Deliver.AllowFileTargets }),
 	boolKey(sectionDeliver, "extension_folder", func(c *Config) *bool { return &c.Deliver.ExtensionFolder }),
 	sizeKey(sectionDeliver, "max_message_size", func(c *Config) *int64 { return &c.Deliver.MaxMessageSize }),
+	countKey(sectionDeliver, "queue_concurrency", func(c *Config) *int64 { return &c.Deliver.QueueConcurrency }),
+	durationKey(sectionDeliver, "min_backoff", func(c *Config) *time.Duration { return &c.Deliver.MinBackoff }),
+	durationKey(sectionDeliver, "max_backoff", func(c *Config) *time.Duration { return &c.Deliver.MaxBackoff }),
+	durationKey(sectionDeliver, "queue_lifetime", func(c *Config) *time.Duration { return &c.Deliver.QueueLifetime }),
+	durationKey(sectionDeliver, "delay_warning", func(c *Config) *time.Duration { return &c.Deliver.DelayWarning }),
 }
 
 // Default returns a Config with every field set to its documented default.
@@ -75,6 +97,8 @@ func Default() *Config {
 		RecipientDelimiter: "+",
 		LogFormat:          "logfmt",
 		LogLevel:           "info",
+		TLSCert:            "",
+		TLSKey:             "",
 		Deliver: DeliverConfig{
 			Quota:            0,
 			QuotaMessages:    0,
@@ -83,6 +107,36 @@ func Default() *Config {
 			AllowFileTargets: false,
 			ExtensionFolder:  false,
 			MaxMessageSize:   50 << 20,
+			QueueConcurrency: 8,
+			MinBackoff:       5 * time.Minute,
+			MaxBackoff:       time.Hour,
+			QueueLifetime:    5 * 24 * time.Hour,
+			DelayWarning:     0,
+		},
+		Smtpd: SmtpdConfig{
+			User:                    "mailroom",
+			ListenSMTP:              []string{":25"},
+			ListenSubmission:        []string{":587"},
+			ListenSubmissions:       []string{":465"},
+			MaxMessageSize:          50 << 20,
+			MaxRecipients:           1000,
+			MaxLineLength:           64 << 10,
+			CommandTimeout:          5 * time.Minute,
+			DataTimeout:             10 * time.Minute,
+			MaxConnections:          200,
+			MaxConnectionsPerClient: 20,
+			MaxErrors:               20,
+			AuthFailuresBeforeDelay: 2,
+		},
+		Pop3d: Pop3dConfig{
+			ListenPOP3:              []string{":110"},
+			ListenPOP3S:             []string{":995"},
+			UIDLFormat:              "maildir",
+			IdleTimeout:             10 * time.Minute,
+			MaxConnections:          200,
+			MaxConnectionsPerClient: 20,
+			Expire:                  "never",
+			LoginDelay:              0,
 		},
 	}
 }

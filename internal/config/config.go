@@ -16,9 +16,8 @@
 //     recipient_delimiter).
 //   - A section may appear more than once; a key may be set only once per
 //     section, and only in the section it belongs to.
-//   - [imapd] and [sendmail] are reserved for the programs that will read
-//     them: the section names are accepted, but they have no keys yet, so any
-//     key inside them is an error.
+//   - [imapd] is reserved for the program that will read it: the section
+//     name is accepted, but it has no keys yet, so any key inside is an error.
 //   - Value types: string; list (items separated by commas and/or spaces);
 //     bool (yes, no, true, false; printed as yes/no); size (bytes, with an
 //     optional k, M or G suffix, powers of 1024; see ParseSize); count (a
@@ -53,9 +52,20 @@ type Config struct {
 	// from 127.0.0.0/8 and ::1 (make run's playground); never elsewhere.
 	PlaintextAuthOnLoopback bool
 
-	Deliver DeliverConfig
-	Smtpd   SmtpdConfig
-	Pop3d   Pop3dConfig
+	Deliver  DeliverConfig
+	Smtpd    SmtpdConfig
+	Pop3d    Pop3dConfig
+	Sendmail SendmailConfig
+}
+
+// SendmailConfig is the [sendmail] section.
+type SendmailConfig struct {
+	// trusted_users: login names (or uids) that may set any envelope sender
+	// with -f/-r; everyone else sends as themselves.
+	TrustedUsers []string
+	// origin: the domain that qualifies bare local names (root, www-data)
+	// in sendmail's sender and recipients; "" = /etc/mailname, else hostname.
+	Origin string
 }
 
 // DeliverConfig is the [deliver] section.

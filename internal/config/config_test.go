@@ -55,6 +55,7 @@ func TestDefault(t *testing.T) {
 			MaxConnectionsPerClient: 20,
 			Expire:                  "never",
 		},
+		Sendmail: SendmailConfig{TrustedUsers: []string{"root"}},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Default() = %+v\nwant %+v", c, want)
@@ -342,6 +343,10 @@ max_connections = 200
 max_connections_per_client = 20
 expire = never
 login_delay = 0
+
+[sendmail]
+trusted_users = root
+origin =
 `
 	if buf.String() != want {
 		t.Errorf("Print =\n%s\nwant\n%s", buf.String(), want)
@@ -417,6 +422,7 @@ var nonDefaultStrings = map[string]string{
 	"Smtpd.User":         "smtp-user",
 	"Pop3d.UIDLFormat":   "dovecot",
 	"Pop3d.Expire":       "30",
+	"Sendmail.Origin":    "origin.example",
 }
 
 func setNonDefault(t *testing.T, f reflect.Value, path string) {

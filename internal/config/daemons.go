@@ -38,7 +38,28 @@ var pop3dKeys = []key{
 	durationKey(sectionPop3d, "login_delay", func(c *Config) *time.Duration { return &c.Pop3d.LoginDelay }),
 }
 
+var sendmailKeys = []key{
+	listKey(sectionSendmail, "trusted_users", func(c *Config) *[]string { return &c.Sendmail.TrustedUsers }, keepCase, checkUserNames),
+	stringKey(sectionSendmail, "origin", func(c *Config) *string { return &c.Sendmail.Origin }, checkOptionalDomain),
+}
+
 func keepCase(s string) string { return s }
+
+func checkUserNames(list []string) error {
+	for _, u := range list {
+		if err := checkUserName(u); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkOptionalDomain(v string) error {
+	if v == "" {
+		return nil
+	}
+	return checkDomain(v)
+}
 
 func durationKey(section, name string, field func(*Config) *time.Duration) key {
 	return key{

@@ -39,7 +39,7 @@ type key struct {
 // keys is the whole vocabulary of mailroom.conf in print order, grouped by
 // section. A key added to Config but not here is caught by
 // TestPrintCoversEveryField.
-var keys = concatKeys(commonKeys, deliverKeys, smtpdKeys, pop3dKeys)
+var keys = concatKeys(commonKeys, deliverKeys, smtpdKeys, pop3dKeys, sendmailKeys)
 
 func concatKeys(groups ...[]key) []key {
 	var all []key
@@ -137,6 +137,10 @@ func Default() *Config {
 			MaxConnectionsPerClient: 20,
 			Expire:                  "never",
 			LoginDelay:              0,
+		},
+		Sendmail: SendmailConfig{
+			TrustedUsers: []string{"root"},
+			Origin:       "",
 		},
 	}
 }

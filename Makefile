@@ -24,6 +24,7 @@ DESTDIR    ?=
 PROGRAMS := $(notdir $(wildcard cmd/*))
 MAN5     := $(wildcard man/*.5)
 MAN8     := $(wildcard man/*.8)
+MAN1     := $(wildcard man/*.1)
 UNITS    := $(wildcard etc/systemd/*.service etc/systemd/*.socket)
 
 .PHONY: all build test lint run bench install clean
@@ -45,7 +46,7 @@ lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then \
 		echo "gofmt -l: these files need gofmt:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	$(if $(MAN5)$(MAN8),mandoc -Tlint -Wwarning $(MAN5) $(MAN8))
+	$(if $(MAN1)$(MAN5)$(MAN8),mandoc -Tlint -Wwarning $(MAN1) $(MAN5) $(MAN8))
 
 run:
 	scripts/run.sh
@@ -55,8 +56,12 @@ bench:
 
 # An existing mailroom.conf is the admin's: install never overwrites it.
 install: build
-	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	install -m 0755 $(addprefix bin/,$(PROGRAMS)) $(DESTDIR)$(SBINDIR)/
+	@# sendmail is also mailq and newaliases, chosen by argv[0] (sendmail(8)).
+	$(if $(filter sendmail,$(PROGRAMS)),ln -sf sendmail $(DESTDIR)$(SBINDIR)/mailq)
+	$(if $(filter sendmail,$(PROGRAMS)),ln -sf sendmail $(DESTDIR)$(SBINDIR)/newaliases)
+	$(if $(MAN1),install -m 0644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/)
 	$(if $(MAN5),install -m 0644 $(MAN5) $(DESTDIR)$(MANDIR)/man5/)
 	$(if $(MAN8),install -m 0644 $(MAN8) $(DESTDIR)$(MANDIR)/man8/)
 	$(if $(UNITS),install -d $(DESTDIR)$(UNITDIR))

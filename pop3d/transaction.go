@@ -1,0 +1,204 @@
+package pop3d
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+
+	"mailroom/maildir"
+)
+
+// parseMsgNumber reads a message number: decimal digits only, no sign
+// (RFC 1939 §3), at most 9 of them so it cannot overflow.
+func parseMsgNumber(s string) (int, bool) {
+	if s == "" || len(s) > 9 {
+		return 0, false
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+		n = n*10 + int(s[i]-'0')
+	}
+	return n, true
+}
+
+// argMessage resolves a message-number argument, answering -ERR itself
+// when it is not one; ok false means the reply is written.
+func (ss *session) argMessage(arg string) (m *dropMessage, n int, ok bool, err error) {
+	n, valid := parseMsgNumber(arg)
+	if !valid {
+		return nil, 0, false, ss.fail("invalid message number")
+	}
+	m, exists := ss.drop.message(n)
+	if !exists {
+		return nil, 0, false, ss.fail("no such message")
+	}
+	return m, n, true, nil
+}
+
+// cmdStat: RFC 1939 §5, "+OK nn mm" counting messages not marked deleted.
+func (ss *session) cmdStat(arg string) error {
+	if arg != "" {
+		return ss.fail("STAT takes no argument")
+	}
+	ss.reply("+OK %d %d", ss.drop.count, ss.drop.octets)
+	return nil
+}
+
+// cmdList: RFC 1939 §5, scan listings "n size".
+func (ss *session) cmdList(arg string) error {
+	if arg != "" {
+		m, n, ok, err := ss.argMessage(arg)
+		if !ok {
+			return err
+		}
+		ss.reply("+OK %d %d", n, m.size)
+		return nil
+	}
+	ss.reply("+OK %d messages (%d octets)", ss.drop.count, ss.drop.octets)
+	var buf []byte
+	for i := range ss.drop.msgs {
+		m := &ss.drop.msgs[i]
+		if m.deleted {
+			continue
+		}
+		buf = strconv.AppendInt(buf[:0], int64(i+1), 10)
+		buf = append(buf, ' ')
+		buf = strconv.AppendInt(buf, m.size, 10)
+		buf = append(buf, '\r', '\n')
+		ss.w.Write(buf)
+	}
+	ss.reply(".")
+	return nil
+}
+
+// cmdUidl: RFC 1939 §7, "n unique-id".
+func (ss *session) cmdUidl(arg string) error {
+	if arg != "" {
+		m, n, ok, err := ss.argMessage(arg)
+		if !ok {
+			return err
+		}
+		ss.reply("+OK %d %s", n, m.uidl)
+		return nil
+	}
+	ss.reply("+OK unique-id listing follows")
+	var buf []byte
+	for i := range ss.drop.msgs {
+		m := &ss.drop.msgs[i]
+		if m.deleted {
+			continue
+		}
+		buf = strconv.AppendInt(buf[:0], int64(i+1), 10)
+		buf = append(buf, ' ')
+		buf = append(buf, m.uidl...)
+		buf = append(buf, '\r', '\n')
+		ss.w.Write(buf)
+	}
+	ss.reply(".")
+	return nil
+}
+
+// cmdDele marks a message; only QUIT removes it (RFC 1939 §6).
+func (ss *session) cmdDele(arg string) error {
+	m, n, ok, err := ss.argMessage(arg)
+	if !ok {
+		return err
+	}
+	m.deleted = true
+	ss.drop.count--
+	ss.drop.octets -= m.size
+	ss.reply("+OK message %d deleted", n)
+	return nil
+}
+
+// cmdRset unmarks every message marked deleted (RFC 1939 §5).
+func (ss *session) cmdRset(arg string) error {
+	if arg != "" {
+		return ss.fail("RSET takes no argument")
+	}
+	for i := range ss.drop.msgs {
+		m := &ss.drop.msgs[i]
+		if m.deleted {
+			m.deleted = false
+			ss.drop.count++
+			ss.drop.octets += m.size
+		}
+	}
+	ss.reply("+OK maildrop has %d messages (%d octets)", ss.drop.count, ss.drop.octets)
+	return nil
+}
+
+func (ss *session) cmdRetr(arg string) error {
+	m, _, ok, err := ss.argMessage(arg)
+	if !ok {
+		return err
+	}
+	if err := ss.sendMessage(m, "+OK "+strconv.FormatInt(m.size, 10)+" octets", -1); err != nil {
+		return err
+	}
+	m.retrieved = true
+	return nil
+}
+
+// cmdTop: RFC 1939 §7, "TOP msg n": the header, the blank line and n body
+// lines.
+func (ss *session) cmdTop(arg string) error {
+	msgArg, linesArg, ok := strings.Cut(arg, " ")
+	lines, valid := parseMsgNumber(linesArg)
+	if !ok || !valid {
+		return ss.fail("usage: TOP message lines")
+	}
+	m, _, ok, err := ss.argMessage(msgArg)
+	if !ok {
+		return err
+	}
+	return ss.sendMessage(m, "+OK top of message follows", lines)
+}
+
+// sendMessage writes the status line and the message as a multi-line
+// response. A message that cannot be opened gets -ERR; a failure in the
+// middle of the body cannot be reported in-band any more, so it closes
+// the connection (the client sees no terminating line and knows).
+func (ss *session) sendMessage(m *dropMessage, status string, bodyLines int) error {
+	f, err := ss.drop.open(m)
+	if err != nil {
+		if errors.Is(err, maildir.ErrExpunged) {
+			ss.reply("-ERR message was removed by another program")
+			return nil
+		}
+		ss.log.Error("retr", "uid", m.uid, "err", err)
+		ss.reply("-ERR [SYS/TEMP] cannot read the message")
+		return nil
+	}
+	defer f.Close()
+	ss.reply("%s", status)
+	if ss.fileBuf == nil {
+		ss.fileBuf = newFileReader()
+	}
+	if err := copyMessage(ss.w, f, ss.fileBuf, bodyLines); err != nil {
+		ss.log.Error("retr", "uid", m.uid, "err", err)
+		return err
+	}
+	ss.fileBuf.Reset(nil)
+	ss.reply(".")
+	return nil
+}
+
+// update runs QUIT in the TRANSACTION state: RFC 1939 §6's UPDATE.
+func (ss *session) update() error {
+	n, err := ss.drop.update()
+	if err != nil {
+		// RFC 1939 §6: the server must say when it could not remove
+		// every message marked deleted; SYS/TEMP is RFC 3206 §4's code
+		// for a transient failure.
+		ss.log.Error("update", "user", ss.address, "deleted", n, "err", err)
+		ss.reply("-ERR [SYS/TEMP] some deleted messages not removed")
+		return errClose
+	}
+	ss.log.Info("update", "user", ss.address, "deleted", n)
+	ss.reply("+OK bye, %d messages deleted", n)
+	return errClose
+}

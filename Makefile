@@ -52,7 +52,7 @@ run:
 	scripts/run.sh
 
 bench:
-	scripts/bench.sh
+	scripts/bench.sh $(BENCH)
 
 # An existing mailroom.conf is the admin's: install never overwrites it.
 install: build

@@ -17,6 +17,7 @@ type Options struct {
 	Folder            string   // -m FOLDER: Maildir++ folder; a missing one falls back to INBOX
 	Recipients        []string // operands, plus every -d USER and -r ADDRESS, in order
 
+	Queue       bool   // --queue: run the queue daemon over the spool
 	Explain     string // --explain ADDRESS: print the routing decision and exit
 	JSON        bool   // --json: --explain prints JSON
 	CheckConfig bool   // --check-config
@@ -30,6 +31,7 @@ var ErrUsage = errors.New("usage")
 
 // Usage is the synopsis printed with a usage error.
 const Usage = `usage: deliver [-c FILE] [-f SENDER] [-a ORIGINAL_RECIPIENT] [-m FOLDER] [-v] [-d USER] [RECIPIENT...] < message
+       deliver [-c FILE] --queue
        deliver [-c FILE] --explain ADDRESS [--json]
        deliver [-c FILE] --check-config | --print-config
 `
@@ -49,6 +51,7 @@ const shortFlags = "vhek"
 // longOptions maps each long option to whether it takes a value.
 var longOptions = map[string]bool{
 	"config":       true,
+	"queue":        false,
 	"explain":      true,
 	"json":         false,
 	"check-config": false,
@@ -108,6 +111,8 @@ func (o *Options) parseLong(word string, rest []string) (int, error) {
 	switch name {
 	case "config":
 		o.ConfigPath = value
+	case "queue":
+		o.Queue = true
 	case "explain":
 		o.Explain = value
 	case "json":
@@ -179,19 +184,22 @@ func (o *Options) setValue(c byte, v string) {
 // validate refuses combinations that mean nothing.
 func (o *Options) validate() error {
 	modes := 0
-	for _, set := range []bool{o.Explain != "", o.CheckConfig, o.PrintConfig} {
+	for _, set := range []bool{o.Queue, o.Explain != "", o.CheckConfig, o.PrintConfig} {
 		if set {
 			modes++
 		}
 	}
 	if modes > 1 {
-		return fmt.Errorf("%w: --explain, --check-config and --print-config exclude each other", ErrUsage)
+		return fmt.Errorf("%w: --queue, --explain, --check-config and --print-config exclude each other", ErrUsage)
 	}
 	if o.JSON && o.Explain == "" {
 		return fmt.Errorf("%w: --json goes with --explain", ErrUsage)
 	}
 	if modes == 1 && len(o.Recipients) > 0 {
-		return fmt.Errorf("%w: recipients given with --explain, --check-config or --print-config", ErrUsage)
+		return fmt.Errorf("%w: recipients given with --queue, --explain, --check-config or --print-config", ErrUsage)
+	}
+	if o.Queue && (o.SenderSet || o.Folder != "" || o.OriginalRecipient != "") {
+		return fmt.Errorf("%w: -f, -m and -a are for one message, not --queue", ErrUsage)
 	}
 	for _, r := range o.Recipients {
 		if r == "" {

@@ -28,6 +28,7 @@ func TestParseArgs(t *testing.T) {
 		{"explain", []string{"--explain", "a@x"}, Options{Explain: "a@x"}},
 		{"explain json", []string{"--explain=a@x", "--json"}, Options{Explain: "a@x", JSON: true}},
 		{"check-config", []string{"--check-config"}, Options{CheckConfig: true}},
+		{"queue", []string{"-c", "f", "--queue"}, Options{ConfigPath: "f", Queue: true}},
 		{"print-config", []string{"-c", "f", "--print-config"}, Options{ConfigPath: "f", PrintConfig: true}},
 		{"double dash", []string{"--", "-odd@x"}, Options{Recipients: []string{"-odd@x"}}},
 		{"lone dash is an operand", []string{"-"}, Options{Recipients: []string{"-"}}},
@@ -62,6 +63,10 @@ func TestParseArgsErrors(t *testing.T) {
 		{"--print-config", "b@x"},
 		{"-d", ""},
 		{"-o", "k=v"},
+		{"--queue", "a@x"},
+		{"--queue", "--explain", "a@x"},
+		{"--queue", "-f", "s@y"},
+		{"--queue=1"},
 	}
 	for _, args := range tests {
 		if _, err := ParseArgs(args); !errors.Is(err, ErrUsage) {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"mailroom/internal/config"
-	"mailroom/internal/route"
 )
 
 // explain prints why mail to opt.Explain goes where it goes: route's text
@@ -14,12 +13,12 @@ import (
 // delivery would decide. The exit status is 0 whatever the decision (the
 // answer was printed), 75 if the tables cannot be read.
 func explain(cfg *config.Config, opt Options, sys System) int {
-	users, aliases, err := loadTables(cfg)
+	tabs, err := loadTables(cfg)
 	if err != nil {
 		fmt.Fprintf(sys.Stderr, "4.3.5 mail system configuration error: %v\n", err)
 		return ExitTempFail
 	}
-	res := route.New(cfg, users, aliases).Resolve(opt.Explain)
+	res := tabs.router.Resolve(opt.Explain)
 	if opt.JSON {
 		enc := json.NewEncoder(sys.Stdout)
 		enc.SetIndent("", "  ")
@@ -37,6 +36,6 @@ func explain(cfg *config.Config, opt Options, sys System) int {
 // CheckTables loads the passwd-file and aliases file cfg names, as a
 // delivery would (for --check-config).
 func CheckTables(cfg *config.Config) error {
-	_, _, err := loadTables(cfg)
+	_, err := loadTables(cfg)
 	return err
 }

@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"mailroom/internal/account"
-	"mailroom/internal/alias"
 	"mailroom/internal/config"
 	"mailroom/internal/logging"
 	"mailroom/internal/route"
@@ -109,23 +107,11 @@ type mda struct {
 	sys   System
 	start time.Time
 
-	users    *account.DB
-	router   *route.Router
+	tables   *tables
 	sender   string
 	failures []outcome // one per failed recipient, in order
 	logs     *slog.Logger
 	logBuf   bytes.Buffer
-}
-
-// group is the delivery for one envelope recipient: one file, carrying
-// that recipient's Delivered-To, hard-linked into every mailbox the
-// recipient expands to.
-type group struct {
-	rcpt    string           // as given
-	prefix  []byte           // trace fields prepended to the message
-	targets []maildir.Target // deduplicated
-	mailbox []string         // the account address of each target
-	folder  []string         // the folder asked for, before the fallback to INBOX
 }
 
 func (m *mda) run() outcome {
@@ -157,7 +143,9 @@ func (m *mda) run() outcome {
 	final := delivered
 	var groups []*group
 	for _, rcpt := range rcpts {
-		g, o := m.plan(rcpt, env)
+		g, o := m.tables.plan(rcpt, env, m.sender, m.folder(), func(t route.Target) outcome {
+			return targetRefusal(rcpt, t)
+		})
 		if o.failed() {
 			m.fail(rcpt, o, nil)
 			final = worse(final, o)
@@ -209,128 +197,33 @@ func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 // problem (the admin is probably editing them): RFC 3463 X.3.5, system
 // incorrectly configured.
 func (m *mda) load() outcome {
-	users, aliases, err := loadTables(m.cfg)
+	tabs, err := loadTables(m.cfg)
 	if err != nil {
 		m.logs.Error("config", "err", err)
 		return tempFail("4.3.5", "mail system configuration error")
 	}
-	m.users = users
-	m.router = route.New(m.cfg, users, aliases)
+	m.tables = tabs
 	return delivered
 }
 
-// loadTables reads the passwd-file and the aliases file (alias.Load takes
-// a missing aliases file for an empty one).
-func loadTables(cfg *config.Config) (*account.DB, *alias.Table, error) {
-	users, err := account.Load(cfg.PasswdFile, cfg.MailRoot)
-	if err != nil {
-		return nil, nil, err
+// folder is -m's folder in maildir's naming, "" when not given.
+func (m *mda) folder() string {
+	if m.opt.Folder == "" {
+		return ""
 	}
-	aliases, err := alias.Load(cfg.AliasesFile)
-	if err != nil {
-		return nil, nil, err
-	}
-	return users, aliases, nil
+	return imapFolder(m.opt.Folder)
 }
 
-// plan routes one recipient and decides, before anything is written,
-// whether it can be delivered: a recipient with any unknown, refused or
-// unsupported target is refused whole, so that nothing is left behind.
-func (m *mda) plan(rcpt string, env envelope) (*group, outcome) {
-	if isLoop(env, rcpt) {
-		// Postfix bounces such mail with 5.4.6; 65 is permanent for Postfix,
-		// qmail and Exim alike.
-		return nil, permFail(ExitDataErr, "5.4.6", "<%s>: mail forwarding loop (Delivered-To already names it)", rcpt)
-	}
-	res := m.router.Resolve(rcpt)
-	if len(res.Targets) == 0 {
-		return nil, permFail(ExitNoUser, "5.1.1", "<%s>: user unknown", rcpt)
-	}
-	g := &group{rcpt: rcpt, prefix: m.tracePrefix(env, rcpt)}
-	seen := map[string]bool{}
-	for _, t := range res.Targets {
-		if o := targetRefusal(rcpt, t); o.failed() {
-			return nil, o
-		}
-		requested := t.Folder
-		if m.opt.Folder != "" {
-			requested = imapFolder(m.opt.Folder)
-		}
-		// Deduplicate on the folder the message will really go to: "a" and
-		// "a+missing" both end in a's INBOX, and the engine must not be
-		// given one new/ twice (the second link would clash with the
-		// first).
-		folder := existingFolder(t.Root, requested)
-		key := filepath.Clean(t.Root) + "\x00" + folder
-		if seen[key] {
-			continue
-		}
-		seen[key] = true
-		g.targets = append(g.targets, maildir.Target{Root: t.Root, Folder: folder, Quota: m.quota(t.Address)})
-		g.mailbox = append(g.mailbox, t.Address)
-		g.folder = append(g.folder, requested)
-	}
-	return g, delivered
-}
-
-// targetRefusal is the outcome for a target deliver cannot serve.
+// targetRefusal is the outcome for a target MDA mode cannot serve.
 func targetRefusal(rcpt string, t route.Target) outcome {
 	switch t.Kind {
-	case "mailbox":
-		return delivered
-	case "unknown":
-		return permFail(ExitNoUser, "5.1.1", "<%s>: user unknown", rcpt)
-	case "refused":
-		return permFail(ExitNoPerm, "5.7.1", "<%s>: delivery refused: %s", rcpt, t.Reason)
-	case "remote":
+	case route.Remote:
 		// Forwarding needs the spool; in MDA mode there is none to hand to.
 		return permFail(ExitNoPerm, "5.3.3", "<%s>: forwarding to %s is not supported in MDA mode", rcpt, t.Address)
-	case "pipe", "file":
+	case route.Pipe, route.File:
 		return permFail(ExitNoPerm, "5.3.3", "<%s>: %s targets are not supported in MDA mode", rcpt, t.Kind)
 	}
-	return permFail(ExitNoPerm, "5.3.0", "<%s>: unusable route (%s)", rcpt, t.Kind)
-}
-
-// isLoop reports whether the message already carries a Delivered-To naming
-// rcpt (compared case-insensitively, as Postfix does), not counting the one
-// the MTA prepended for this very delivery.
-func isLoop(env envelope, rcpt string) bool {
-	seen := env.deliveredTo
-	if env.mtaDeliveredTo != "" {
-		seen = seen[1:] // the trace block's is the first Delivered-To
-	}
-	want := normalizeAddr(rcpt)
-	for _, a := range seen {
-		if a == want {
-			return true
-		}
-	}
-	return false
-}
-
-// tracePrefix is what deliver prepends: Return-Path (RFC 5321 §4.4) unless
-// the message already opens with one, and Delivered-To unless the MTA's
-// trace block already has it. Line ends follow the message's own.
-func (m *mda) tracePrefix(env envelope, rcpt string) []byte {
-	var b bytes.Buffer
-	if !env.returnPathFirst {
-		fmt.Fprintf(&b, "Return-Path: <%s>%s", m.sender, env.eol)
-	}
-	if env.mtaDeliveredTo == "" {
-		fmt.Fprintf(&b, "Delivered-To: %s%s", strings.ToLower(rcpt), env.eol)
-	}
-	return b.Bytes()
-}
-
-// quota is the account's own quota, else the [deliver] defaults.
-func (m *mda) quota(address string) maildir.Quota {
-	q := maildir.Quota{Bytes: m.cfg.Deliver.Quota, Messages: m.cfg.Deliver.QuotaMessages}
-	if u, ok := m.users.Lookup(address); ok {
-		if uq, ok := u.Quota(); ok {
-			q = maildir.Quota{Bytes: uq.Bytes, Messages: uq.Messages}
-		}
-	}
-	return q
+	return unusableTarget(rcpt, t)
 }
 
 // fail records a failed recipient and its log line.

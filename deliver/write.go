@@ -2,7 +2,6 @@ package deliver
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -48,30 +47,18 @@ func (m *mda) deliverGroups(br *bufio.Reader, groups []*group) outcome {
 
 // deliverGroup writes one recipient's file and links it into its mailboxes.
 func (m *mda) deliverGroup(d *maildir.Deliverer, grp *group, body io.Reader, g *guard) outcome {
-	results, err := d.Deliver(io.MultiReader(bytes.NewReader(grp.prefix), body), grp.targets)
-	if g.err != nil {
-		err = g.err // the guard's verdict (NUL, size) beats the read error it caused
+	r := writeGroup(d, grp, body, g, m.cfg.Deliver.OverQuota)
+	if r.err != nil {
+		m.fail(grp.rcpt, r.final, []any{"err", r.err})
+		return r.final
 	}
-	if err != nil {
-		o := classify(err, m.cfg.Deliver.OverQuota)
-		m.fail(grp.rcpt, o, []any{"err", err})
-		return o
+	for i, res := range r.results {
+		m.logTarget(grp, i, res, r.outcomes[i])
 	}
-	if len(results) != len(grp.targets) {
-		o := tempFail("4.3.0", "temporary local problem")
-		m.fail(grp.rcpt, o, []any{"err", fmt.Errorf("engine returned %d results for %d targets", len(results), len(grp.targets))})
-		return o
+	if r.final.failed() {
+		m.failures = append(m.failures, r.final)
 	}
-	rcptOutcome := delivered
-	for i, r := range results {
-		o := classify(r.Err, m.cfg.Deliver.OverQuota)
-		m.logTarget(grp, i, r, o)
-		rcptOutcome = worse(rcptOutcome, o)
-	}
-	if rcptOutcome.failed() {
-		m.failures = append(m.failures, rcptOutcome)
-	}
-	return rcptOutcome
+	return r.final
 }
 
 // logTarget writes the summary line of one mailbox of a recipient.

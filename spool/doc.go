@@ -46,7 +46,8 @@
 //
 // The state file holds one line per envelope recipient, in envelope order:
 // pending, deferred (attempts, last try, next try), delivered or failed
-// (permanently). It is replaced as a whole by write-new, fsync, rename,
+// (permanently), and when a delay DSN was sent (warned=, format version 2,
+// used only when some recipient has it). It is replaced as a whole by write-new, fsync, rename,
 // fsync directory (SetState), so after kill -9 at any point it holds either
 // the old states or the new ones. The consumer records a recipient as
 // delivered after the delivery is durable, so a crash re-delivers at most
@@ -55,13 +56,16 @@
 //
 // # Removal
 //
-// When every recipient is delivered or failed, and that is recorded with
-// SetState, Remove renames queue/<id> to trash/<id> (one atomic step out of
-// sight), fsyncs queue/, then unlinks the files and the directory. A crash
-// anywhere leaves either a finished message in queue/ (whose states say
-// finished, so Remove is simply repeated) or leftovers in trash/, which
-// nothing reads and SweepTmp deletes; it never leaves a delivered message
-// that looks pending, which unlinking state before the rest would.
+// When every recipient is delivered or failed, Remove renames queue/<id>
+// to trash/<id> (one atomic step out of sight), fsyncs queue/, then unlinks
+// the files and the directory. The consumer may skip recording the final
+// states when one pass finished every recipient: a crash before the
+// rename is durable then brings the message back with its old states and
+// it is delivered again (at least once, never lost), which is cheaper
+// than a state write per message. When the final states were recorded, a
+// crash leaves either a finished message in queue/ (so Remove is simply
+// repeated) or leftovers in trash/, which nothing reads and SweepTmp
+// deletes.
 //
 // # The maildrop
 //

@@ -232,6 +232,27 @@ func TestStatesRoundTrip(t *testing.T) {
 	}
 }
 
+// TestStatesWarned: the delay-warning mark needs version 2; files without
+// it stay version 1, byte for byte as before.
+func TestStatesWarned(t *testing.T) {
+	plain := []RcptState{{Status: StatusDeferred, Attempts: 1, Last: arrived, Next: arrived.Add(time.Hour)}}
+	data, err := marshalStates(plain)
+	if err != nil || !strings.HasPrefix(string(data), stateMagic+"\n") {
+		t.Fatalf("without warned: %q, %v", data, err)
+	}
+	warned := []RcptState{plain[0], {Status: StatusPending}}
+	warned[0].Warned = arrived.Add(time.Minute)
+	data, err = marshalStates(warned)
+	want := "mailroom-state 2\nrcpt 0 deferred attempts=1 last=2025-11-23T21:56:00.123456Z next=2025-11-23T22:56:00.123456Z warned=2025-11-23T21:57:00.123456Z\nrcpt 1 pending attempts=0\n"
+	if err != nil || string(data) != want {
+		t.Fatalf("with warned:\n%s\nwant\n%s (%v)", data, want, err)
+	}
+	back, err := parseStates(data, 2)
+	if err != nil || !reflect.DeepEqual(back, warned) {
+		t.Errorf("round trip: %+v, %v", back, err)
+	}
+}
+
 func TestStatesInvalid(t *testing.T) {
 	bad := [][]RcptState{
 		{{Status: "sent"}},
@@ -251,6 +272,10 @@ func TestStatesInvalid(t *testing.T) {
 		"mailroom-state 1\nrcpt 0 deferred attempts=1\n",
 		"mailroom-state 2\nrcpt 0 pending attempts=0\n",
 		"mailroom-state 1\nrcpt 0 pending attempts=0",
+		// warned= only in version 2, and version 2 only with it.
+		"mailroom-state 1\nrcpt 0 deferred attempts=1 next=2025-11-23T21:56:00Z warned=2025-11-23T21:56:00Z\n",
+		"mailroom-state 2\nrcpt 0 deferred attempts=1 warned=2025-11-23T21:56:00Z next=2025-11-23T21:56:00Z\n",
+		"mailroom-state 3\nrcpt 0 pending attempts=0\n",
 	}
 	for _, s := range texts {
 		if _, err := parseStates([]byte(s), 1); err == nil {
@@ -324,6 +349,8 @@ func FuzzParseDropHead(f *testing.F) {
 func FuzzParseStates(f *testing.F) {
 	data, _ := marshalStates([]RcptState{{Status: StatusPending},
 		{Status: StatusDeferred, Attempts: 2, Last: arrived, Next: arrived, Reason: "451 later"}})
+	f.Add(data)
+	data, _ = marshalStates([]RcptState{{Status: StatusDeferred, Attempts: 2, Last: arrived, Next: arrived, Warned: arrived, Reason: "451 later"}})
 	f.Add(data)
 	f.Add([]byte("mailroom-state 1\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {

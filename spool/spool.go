@@ -71,6 +71,29 @@ func Setup(dir string) error {
 	return fsx.SyncDir(dir)
 }
 
+// SetOwner gives the spool directory, its layout directories and the
+// consumer lock (not the messages) to uid and gid: run by root after
+// Setup, before the queue daemon drops to uid, so that Setup's work
+// belongs to the spool's owner (gid is the group smtpd's user is in).
+// Symbolic links are not followed.
+func SetOwner(dir string, uid, gid int) error {
+	paths := []string{dir}
+	for _, d := range []string{dirTmp, dirQueue, dirTrash, dirCorrupt, dirMaildrop, fileLock} {
+		paths = append(paths, filepath.Join(dir, d))
+	}
+	for _, p := range paths {
+		err := os.Lchown(p, uid, gid)
+		if errors.Is(err, fs.ErrNotExist) && filepath.Base(p) == fileLock {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("spool setup: %w", err)
+		}
+	}
+	// chown clears the setgid bit of a directory on some systems: restore.
+	return Setup(dir)
+}
+
 // ensureDir makes dir with mode, or gives an existing one that mode.
 func ensureDir(dir string, mode os.FileMode) error {
 	err := os.Mkdir(dir, mode)
@@ -267,9 +290,10 @@ func (s *Spool) SetState(id ID, states []RcptState) error {
 
 // Remove deletes message id. It first renames queue/<id> to trash/<id>,
 // the one step that takes the message out of sight, and fsyncs queue/;
-// then it unlinks the files. Call it only once SetState has recorded every
-// recipient as final: if a crash undoes the rename, the message comes back
-// finished, not pending, and is removed again.
+// then it unlinks the files. Call it once every recipient is final. If
+// SetState recorded that, a crash that undoes the rename brings the
+// message back finished and it is removed again; if not, it comes back
+// with its old states and is delivered again (at least once).
 func (s *Spool) Remove(id ID) error {
 	if _, err := ParseID(string(id)); err != nil {
 		return err

@@ -8,8 +8,14 @@ import (
 	"unicode/utf8"
 )
 
-// stateMagic is the first line of every state file (format version 1).
-const stateMagic = "mailroom-state 1"
+// The first line of a state file names its format version. Version 2
+// adds the warned= parameter (a delay DSN was sent for the recipient);
+// MarshalText-like output uses version 1 whenever no recipient has it, so
+// files stay readable by version 1 readers unless they must not be.
+const (
+	stateMagic  = "mailroom-state 1"
+	stateMagic2 = "mailroom-state 2"
+)
 
 // Status is where one recipient's delivery stands.
 type Status string
@@ -36,7 +42,11 @@ type RcptState struct {
 	Attempts int       // delivery attempts so far
 	Last     time.Time // the last attempt; zero if none
 	Next     time.Time // StatusDeferred: not before this time
-	Reason   string    // the last reply or error; kept to maxReason bytes
+	// Warned is when a delay DSN (RFC 3464 Action: delayed) was committed
+	// for the recipient, so that it is sent once; zero if never. Only
+	// version 2 files carry it.
+	Warned time.Time
+	Reason string // the last reply or error; kept to maxReason bytes
 }
 
 // maxReason bounds a stored reason: a peer's multi-line reply can be long,
@@ -76,7 +86,13 @@ func (r *RcptState) validate() error {
 // marshalStates writes a state file for len(states) recipients.
 func marshalStates(states []RcptState) ([]byte, error) {
 	var b bytes.Buffer
-	b.WriteString(stateMagic + "\n")
+	magic := stateMagic
+	for _, s := range states {
+		if !s.Warned.IsZero() {
+			magic = stateMagic2
+		}
+	}
+	b.WriteString(magic + "\n")
 	for i, s := range states {
 		if err := s.validate(); err != nil {
 			return nil, fmt.Errorf("spool: state of recipient %d: %w", i+1, err)
@@ -87,6 +103,9 @@ func marshalStates(states []RcptState) ([]byte, error) {
 		}
 		if !s.Next.IsZero() {
 			line += " next=" + formatTime(s.Next)
+		}
+		if !s.Warned.IsZero() {
+			line += " warned=" + formatTime(s.Warned)
 		}
 		if s.Reason != "" {
 			line += " reason=" + encodeValue(clip(s.Reason, maxReason))
@@ -102,17 +121,29 @@ func parseStates(data []byte, n int) ([]RcptState, error) {
 	if err != nil {
 		return nil, err
 	}
-	if lines[0] != stateMagic {
-		return nil, fmt.Errorf("%w: first line %q, want %q", ErrSyntax, truncate(lines[0]), stateMagic)
+	version := 0
+	switch lines[0] {
+	case stateMagic:
+		version = 1
+	case stateMagic2:
+		version = 2
+	default:
+		return nil, fmt.Errorf("%w: first line %q, want %q or %q", ErrSyntax, truncate(lines[0]), stateMagic, stateMagic2)
 	}
 	if len(lines)-1 != n {
 		return nil, fmt.Errorf("%w: state has %d recipients, envelope %d", ErrSyntax, len(lines)-1, n)
 	}
 	states := make([]RcptState, n)
+	warned := false
 	for i, l := range lines[1:] {
 		if err := parseStateLine(l, i, &states[i]); err != nil {
 			return nil, fmt.Errorf("state line %d: %w", i+2, err)
 		}
+		warned = warned || !states[i].Warned.IsZero()
+	}
+	// One spelling per content: version 2 exactly when something needs it.
+	if warned != (version == 2) {
+		return nil, fmt.Errorf("%w: version 2 exactly when some line has warned=", ErrSyntax)
 	}
 	return states, nil
 }
@@ -136,7 +167,7 @@ func parseStateLine(l string, i int, s *RcptState) error {
 		return err
 	}
 	s.Attempts = int(n)
-	order := []string{"last", "next", "reason"}
+	order := []string{"last", "next", "warned", "reason"}
 	for _, param := range f[4:] {
 		name, v, err := splitParam(param)
 		if err != nil {
@@ -154,6 +185,8 @@ func parseStateLine(l string, i int, s *RcptState) error {
 			s.Last, err = parseTime(v)
 		case "next":
 			s.Next, err = parseTime(v)
+		case "warned":
+			s.Warned, err = parseTime(v)
 		case "reason":
 			s.Reason, err = decodeValue(v)
 		}

@@ -56,6 +56,13 @@ func (s *Spool) create(env Envelope, id ID) (*Writer, error) {
 	if err := os.Mkdir(dir, modeDir); err != nil {
 		return nil, fmt.Errorf("spool %s: %w", id, err)
 	}
+	// Whatever the writer's umask: the consumer, another uid in the
+	// group, must be able to unlink in it and rename it to trash/ (moving
+	// a directory rewrites its "..", which needs write permission on it).
+	if err := os.Chmod(dir, modeDir); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("spool %s: %w", id, err)
+	}
 	f, err := createFile(filepath.Join(dir, fileData))
 	if err != nil {
 		os.RemoveAll(dir)

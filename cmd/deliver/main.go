@@ -1,7 +1,9 @@
-// Command deliver is mailroom's delivery agent; this is its MDA mode
-// (deliver(8)): one message on standard input, delivered into Maildirs.
+// Command deliver is mailroom's delivery agent (deliver(8)): in MDA mode
+// one message on standard input, delivered into Maildirs; with --queue the
+// daemon that consumes the spool.
 //
 //	deliver [-c FILE] [-f SENDER] [-a ORIGINAL_RECIPIENT] [-m FOLDER] [-v] [-d USER] [RECIPIENT...] < message
+//	deliver [-c FILE] --queue
 //	deliver [-c FILE] --explain ADDRESS [--json]
 //	deliver [-c FILE] --check-config | --print-config
 //
@@ -12,17 +14,24 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
 	"os"
+	"os/signal"
+	"os/user"
+	"strconv"
+	"syscall"
 
 	"mailroom/deliver"
 	"mailroom/internal/config"
+	"mailroom/internal/listen"
 	"mailroom/internal/logging"
 	"mailroom/internal/privs"
+	"mailroom/spool"
 )
 
 // exitConfig is EX_CONFIG, the status of a failed --check-config.
@@ -68,6 +77,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return exitConfig
 		}
 		return deliver.ExitOK
+	case opt.Queue:
+		return runQueue(cfg, stderr)
 	}
 	return deliver.Run(cfg, opt, deliver.System{
 		Stdin:     stdin,
@@ -93,20 +104,106 @@ func dropRoot(mailRoot string) error {
 	if os.Geteuid() != 0 {
 		return nil
 	}
-	uid, gid, err := privs.Owner(mailRoot)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("refusing to deliver as root: mail_root %s does not exist", mailRoot)
-	case err != nil:
-		return fmt.Errorf("refusing to deliver as root: mail_root: %w", err)
-	case uid == 0:
-		return fmt.Errorf("refusing to deliver as root: mail_root %s is owned by root", mailRoot)
-	case gid == 0:
-		// Writing with root's group is root's privilege too.
-		return fmt.Errorf("refusing to deliver as root: mail_root %s has group root", mailRoot)
+	uid, gid, err := mailOwner(mailRoot)
+	if err != nil {
+		return err
 	}
 	if err := privs.DropTo(uid, gid); err != nil {
 		return fmt.Errorf("refusing to deliver as root: becoming uid %d gid %d, the owner of mail_root: %w", uid, gid, err)
+	}
+	return nil
+}
+
+// mailOwner is the owner of mail_root, refused if it is root.
+func mailOwner(mailRoot string) (uid, gid int, err error) {
+	uid, gid, err = privs.Owner(mailRoot)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return 0, 0, fmt.Errorf("refusing to deliver as root: mail_root %s does not exist", mailRoot)
+	case err != nil:
+		return 0, 0, fmt.Errorf("refusing to deliver as root: mail_root: %w", err)
+	case uid == 0:
+		return 0, 0, fmt.Errorf("refusing to deliver as root: mail_root %s is owned by root", mailRoot)
+	case gid == 0:
+		// Writing with root's group is root's privilege too.
+		return 0, 0, fmt.Errorf("refusing to deliver as root: mail_root %s has group root", mailRoot)
+	}
+	return uid, gid, nil
+}
+
+// runQueue is deliver --queue: prepare the spool, drop root, run the
+// daemon until SIGTERM; SIGHUP reloads the accounts and aliases.
+func runQueue(cfg *config.Config, stderr io.Writer) int {
+	logs, err := logging.New(cfg.LogFormat, cfg.LogLevel, stderr, "deliver")
+	if err != nil {
+		fmt.Fprintf(stderr, "deliver: %v\n", err)
+		return exitConfig
+	}
+	if err := prepareQueue(cfg); err != nil {
+		logs.Error("start", "err", err)
+		return exitConfig
+	}
+	q, err := deliver.NewQueue(cfg, deliver.QueueOptions{Logger: logs, Ready: func() { notify(logs, "READY=1") }})
+	if err != nil {
+		logs.Error("start", "err", err)
+		return deliver.ExitTempFail
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			notify(logs, "RELOADING=1")
+			q.Reload() // logs its own failure and keeps the old tables
+			notify(logs, "READY=1")
+		}
+	}()
+	err = q.Run(ctx)
+	notify(logs, "STOPPING=1")
+	if err != nil {
+		logs.Error("stop", "err", err)
+		return deliver.ExitTempFail
+	}
+	return deliver.ExitOK
+}
+
+func notify(logs *slog.Logger, state string) {
+	if err := listen.Notify(state); err != nil {
+		logs.Warn("notify", "err", err)
+	}
+}
+
+// prepareQueue creates the spool and, started as root, gives it to the
+// owner of mail_root (group: smtpd's user's primary group, which smtpd
+// writes with) and drops to that uid and group, so the daemon can read
+// what smtpd spools; it refuses to go on as root.
+func prepareQueue(cfg *config.Config) error {
+	if os.Geteuid() != 0 {
+		if os.Getuid() == 0 {
+			return errors.New("refusing to run the queue as uid 0")
+		}
+		return spool.Setup(cfg.SpoolDir)
+	}
+	uid, gid, err := mailOwner(cfg.MailRoot)
+	if err != nil {
+		return err
+	}
+	spoolGID := gid
+	if u, err := user.Lookup(cfg.Smtpd.User); err == nil {
+		if g, err := strconv.Atoi(u.Gid); err == nil && g != 0 {
+			spoolGID = g
+		}
+	}
+	if err := spool.Setup(cfg.SpoolDir); err != nil {
+		return err
+	}
+	if err := spool.SetOwner(cfg.SpoolDir, uid, spoolGID); err != nil {
+		return err
+	}
+	if err := privs.DropTo(uid, spoolGID); err != nil {
+		return fmt.Errorf("refusing to run as root: becoming uid %d gid %d: %w", uid, spoolGID, err)
 	}
 	return nil
 }

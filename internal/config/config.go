@@ -84,6 +84,14 @@ type DeliverConfig struct {
 	MaxBackoff       time.Duration // max_backoff: the retry delay doubles up to this
 	QueueLifetime    time.Duration // queue_lifetime: a message still undelivered after this is bounced
 	DelayWarning     time.Duration // delay_warning: warn the sender after this delay (0 = never)
+
+	// Remote delivery.
+	RelayHost              string // relay_host: "host:port", or "[host]:port" for no MX lookup; "" = deliver to each domain's MX
+	RelayUser              string // relay_user: AUTH user at the relay host ("" = no AUTH)
+	RelayPasswordFile      string // relay_password_file: file holding the relay password (first line)
+	TransportFile          string // transport_file: "domain nexthop" lines, as Postfix's transport_maps
+	TLSSecurityLevel       string // tls_security_level: none, may (opportunistic), encrypt, verify
+	DestinationConcurrency int64  // destination_concurrency: connections at once per destination
 }
 
 // SmtpdConfig is the [smtpd] section.

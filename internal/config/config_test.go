@@ -24,12 +24,14 @@ func TestDefault(t *testing.T) {
 		LogFormat:          "logfmt",
 		LogLevel:           "info",
 		Deliver: DeliverConfig{
-			OverQuota:        "tempfail",
-			MaxMessageSize:   50 * 1024 * 1024,
-			QueueConcurrency: 8,
-			MinBackoff:       5 * time.Minute,
-			MaxBackoff:       time.Hour,
-			QueueLifetime:    120 * time.Hour,
+			OverQuota:              "tempfail",
+			MaxMessageSize:         50 * 1024 * 1024,
+			QueueConcurrency:       8,
+			MinBackoff:             5 * time.Minute,
+			MaxBackoff:             time.Hour,
+			QueueLifetime:          120 * time.Hour,
+			TLSSecurityLevel:       "may",
+			DestinationConcurrency: 20,
 		},
 		Smtpd: SmtpdConfig{
 			User:                    "mailroom",
@@ -112,6 +114,8 @@ func TestParse(t *testing.T) {
 		{"same key name in two sections", "[smtpd]\nmax_connections = 5\n[pop3d]\nmax_connections = 7\n", func(c *Config) {
 			c.Smtpd.MaxConnections, c.Pop3d.MaxConnections = 5, 7
 		}},
+		{"relay hosts", "[deliver]\nrelay_host = [smtp.example.net]:587\n", func(c *Config) { c.Deliver.RelayHost = "[smtp.example.net]:587" }},
+		{"relay host plain", "[deliver]\nrelay_host = smtp.example.net\n", func(c *Config) { c.Deliver.RelayHost = "smtp.example.net" }},
 		{"listen lists", "[smtpd]\nlisten_smtp = 127.0.0.1:2525, [::1]:2525\nlisten_submissions =\n", func(c *Config) {
 			c.Smtpd.ListenSMTP, c.Smtpd.ListenSubmissions = []string{"127.0.0.1:2525", "[::1]:2525"}, []string{}
 		}},
@@ -148,6 +152,10 @@ func TestParseErrors(t *testing.T) {
 		{"expire", "[pop3d]\nexpire = soon\n", `bad expire "soon"`},
 		{"user", "[smtpd]\nuser = a b\n", `bad user name`},
 		{"relative tls_cert", "tls_cert = cert.pem\n", `not absolute`},
+		{"relay_host blank", "[deliver]\nrelay_host = a b\n", `bad relay_host`},
+		{"relay_host bracket", "[deliver]\nrelay_host = [a.example\n", `unbalanced`},
+		{"relay_host port", "[deliver]\nrelay_host = a.example:0\n", `bad port`},
+		{"tls level", "[deliver]\ntls_security_level = dane\n", `bad value "dane"`},
 		{"deliver key at top", "quota = 1\n", `test.conf:1: key "quota" belongs in [deliver], not at the top of the file`},
 		{"common key in section", "[deliver]\nhostname = x\n", `test.conf:2: key "hostname" belongs at the top of the file`},
 		{"deliver key in smtpd", "[smtpd]\nquota = 1\n", `belongs in [deliver], not in [smtpd]`},
@@ -318,6 +326,12 @@ min_backoff = 5m
 max_backoff = 1h
 queue_lifetime = 5d
 delay_warning = 0
+relay_host =
+relay_user =
+relay_password_file =
+transport_file =
+tls_security_level = may
+destination_concurrency = 20
 
 [smtpd]
 user = mailroom
@@ -414,15 +428,18 @@ func checkFieldPrinted(t *testing.T, path string) {
 // nonDefaultStrings holds a valid, non-default value for each string field
 // whose values are constrained.
 var nonDefaultStrings = map[string]string{
-	"Hostname":           "other.example",
-	"LogFormat":          "syslog",
-	"LogLevel":           "error",
-	"RecipientDelimiter": "-",
-	"Deliver.OverQuota":  "bounce",
-	"Smtpd.User":         "smtp-user",
-	"Pop3d.UIDLFormat":   "dovecot",
-	"Pop3d.Expire":       "30",
-	"Sendmail.Origin":    "origin.example",
+	"Hostname":                 "other.example",
+	"LogFormat":                "syslog",
+	"LogLevel":                 "error",
+	"RecipientDelimiter":       "-",
+	"Deliver.OverQuota":        "bounce",
+	"Smtpd.User":               "smtp-user",
+	"Pop3d.UIDLFormat":         "dovecot",
+	"Pop3d.Expire":             "30",
+	"Sendmail.Origin":          "origin.example",
+	"Deliver.RelayHost":        "[smarthost.example]:587",
+	"Deliver.RelayUser":        "relay-user",
+	"Deliver.TLSSecurityLevel": "verify",
 }
 
 func setNonDefault(t *testing.T, f reflect.Value, path string) {

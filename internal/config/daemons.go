@@ -175,3 +175,47 @@ func checkOptionalAbsPath(v string) error {
 	}
 	return checkAbsPath(v)
 }
+
+// checkRelayHost accepts "", "host", "host:port", "[host]" or "[host]:port"
+// (brackets: no MX lookup, as in Postfix's relayhost).
+func checkRelayHost(v string) error {
+	if v == "" {
+		return nil
+	}
+	if strings.ContainsAny(v, " \t/@,") {
+		return fmt.Errorf("bad relay_host %q (want host, host:port or [host]:port)", v)
+	}
+	host := v
+	if strings.HasPrefix(v, "[") {
+		end := strings.IndexByte(v, ']')
+		if end < 0 {
+			return fmt.Errorf("bad relay_host %q (unbalanced brackets)", v)
+		}
+		host, v = v[1:end], v[end+1:]
+		if v != "" && !strings.HasPrefix(v, ":") {
+			return fmt.Errorf("bad relay_host: text after ]")
+		}
+	} else if i := strings.LastIndexByte(v, ':'); i >= 0 {
+		host, v = v[:i], v[i:]
+	} else {
+		v = ""
+	}
+	if host == "" {
+		return fmt.Errorf("bad relay_host: empty host")
+	}
+	if v != "" {
+		port, err := strconv.Atoi(v[1:])
+		if err != nil || port < 1 || port > 65535 {
+			return fmt.Errorf("bad port in relay_host")
+		}
+	}
+	return nil
+}
+
+// checkNoBlank accepts any value without blanks (a user name for AUTH).
+func checkNoBlank(v string) error {
+	if strings.ContainsAny(v, " \t") {
+		return fmt.Errorf("%q contains a blank", v)
+	}
+	return nil
+}

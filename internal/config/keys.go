@@ -77,6 +77,12 @@ var deliverKeys = []key{
 	durationKey(sectionDeliver, "max_backoff", func(c *Config) *time.Duration { return &c.Deliver.MaxBackoff }),
 	durationKey(sectionDeliver, "queue_lifetime", func(c *Config) *time.Duration { return &c.Deliver.QueueLifetime }),
 	durationKey(sectionDeliver, "delay_warning", func(c *Config) *time.Duration { return &c.Deliver.DelayWarning }),
+	stringKey(sectionDeliver, "relay_host", func(c *Config) *string { return &c.Deliver.RelayHost }, checkRelayHost),
+	stringKey(sectionDeliver, "relay_user", func(c *Config) *string { return &c.Deliver.RelayUser }, checkNoBlank),
+	stringKey(sectionDeliver, "relay_password_file", func(c *Config) *string { return &c.Deliver.RelayPasswordFile }, checkOptionalAbsPath),
+	stringKey(sectionDeliver, "transport_file", func(c *Config) *string { return &c.Deliver.TransportFile }, checkOptionalAbsPath),
+	stringKey(sectionDeliver, "tls_security_level", func(c *Config) *string { return &c.Deliver.TLSSecurityLevel }, oneOf("none", "may", "encrypt", "verify")),
+	countKey(sectionDeliver, "destination_concurrency", func(c *Config) *int64 { return &c.Deliver.DestinationConcurrency }),
 }
 
 // Default returns a Config with every field set to its documented default.
@@ -112,6 +118,9 @@ func Default() *Config {
 			MaxBackoff:       time.Hour,
 			QueueLifetime:    5 * 24 * time.Hour,
 			DelayWarning:     0,
+			TLSSecurityLevel: "may",
+			// Postfix's default_destination_concurrency_limit.
+			DestinationConcurrency: 20,
 		},
 		Smtpd: SmtpdConfig{
 			User:                    "mailroom",

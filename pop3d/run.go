@@ -83,7 +83,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		return err
 	}
 	defer set.Close()
-	if err := dropPrivileges(cfg.MailRoot); err != nil {
+	if err := dropPrivileges(cfg.MailRoot, cfg.Smtpd.User); err != nil {
 		return err
 	}
 	var tlsFunc func() *tls.Config
@@ -226,20 +226,19 @@ func reloadTables(log *slog.Logger, cfg *config.Config, users *atomic.Pointer[ac
 var ErrRoot = errors.New("refusing to serve as root")
 
 // dropPrivileges makes a pop3d started as root serve as the owner of
-// mail_root (vmail), who owns the Maildirs; it refuses to serve as root.
-func dropPrivileges(mailRoot string) error {
+// mail_root (vmail), who owns the Maildirs, in the group mailroom's daemons
+// share (privs.MailIDs), so that the passwd file and the TLS key can be read
+// again on SIGHUP; it refuses to serve as root.
+func dropPrivileges(mailRoot, groupUser string) error {
 	if os.Geteuid() != 0 {
 		return nil
 	}
-	uid, gid, err := privs.Owner(mailRoot)
-	switch {
-	case err != nil:
-		return fmt.Errorf("%w: mail_root: %w", ErrRoot, err)
-	case uid == 0 || gid == 0:
-		return fmt.Errorf("%w: mail_root %s belongs to root", ErrRoot, mailRoot)
+	uid, gid, err := privs.MailIDs(mailRoot, groupUser)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrRoot, err)
 	}
 	if err := privs.DropTo(uid, gid); err != nil {
-		return fmt.Errorf("%w: becoming uid %d gid %d, the owner of mail_root: %w", ErrRoot, uid, gid, err)
+		return fmt.Errorf("%w: becoming uid %d gid %d: %w", ErrRoot, uid, gid, err)
 	}
 	return nil
 }

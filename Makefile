@@ -47,6 +47,7 @@ lint:
 		echo "gofmt -l: these files need gofmt:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(if $(MAN1)$(MAN5)$(MAN8),mandoc -Tlint -Wwarning $(MAN1) $(MAN5) $(MAN8))
+	scripts/lint-units.sh
 
 run:
 	scripts/run.sh
@@ -66,6 +67,8 @@ install: build
 	$(if $(MAN8),install -m 0644 $(MAN8) $(DESTDIR)$(MANDIR)/man8/)
 	$(if $(UNITS),install -d $(DESTDIR)$(UNITDIR))
 	$(if $(UNITS),install -m 0644 $(UNITS) $(DESTDIR)$(UNITDIR)/)
+	@# The units name /usr/sbin; point them at where the programs went.
+	$(if $(UNITS),sed -i 's#/usr/sbin/#$(SBINDIR)/#' $(addprefix $(DESTDIR)$(UNITDIR)/,$(notdir $(UNITS))))
 	@if [ -f etc/mailroom.conf ] && [ ! -e $(DESTDIR)$(SYSCONFDIR)/mailroom/mailroom.conf ]; then \
 		echo install -m 0644 etc/mailroom.conf $(DESTDIR)$(SYSCONFDIR)/mailroom/mailroom.conf; \
 		install -d $(DESTDIR)$(SYSCONFDIR)/mailroom && \

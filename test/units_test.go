@@ -112,13 +112,15 @@ type programProfile struct {
 
 func profiles(cfg *config.Config) map[string]programProfile {
 	return map[string]programProfile{
-		// smtpd: its own user and primary group (the spool's group); group
-		// vmail to read the passwd file and TLS key.
-		"smtpd": {cfg.Smtpd.User, cfg.Smtpd.User, []string{mailOwner}, []string{cfg.SpoolDir}},
-		"pop3d": {mailOwner, mailOwner, nil, []string{cfg.MailRoot}},
-		// deliver --queue: the owner of mail_root with the spool's group,
-		// as it makes itself when started as root (cmd/deliver).
-		"deliver": {mailOwner, cfg.Smtpd.User, []string{mailOwner}, []string{cfg.SpoolDir, cfg.MailRoot}},
+		// Every daemon runs in the primary group of the [smtpd] user
+		// (mailroom): the spool's group, and the group that may read the
+		// passwd file and the TLS key (privs.MailIDs, docs/security.md).
+		// smtpd: its own user.
+		"smtpd": {cfg.Smtpd.User, cfg.Smtpd.User, nil, []string{cfg.SpoolDir}},
+		// pop3d and deliver --queue: the owner of mail_root, as they make
+		// themselves when started as root.
+		"pop3d":   {mailOwner, cfg.Smtpd.User, nil, []string{cfg.MailRoot}},
+		"deliver": {mailOwner, cfg.Smtpd.User, nil, []string{cfg.SpoolDir, cfg.MailRoot}},
 	}
 }
 
@@ -643,15 +645,21 @@ func TestInetdConf(t *testing.T) {
 			(l.wait != "nowait" && !strings.HasPrefix(l.wait, "nowait.")) {
 			t.Errorf("inetd.conf %s: %s %s %s, want stream tcp nowait", l.service, l.socketType, l.protocol, l.wait)
 		}
-		if want := profs[svc.prog].user; l.user != want {
+		// openbsd-inetd's user[:group]: without a group the user's primary
+		// group applies, which is right only for smtpd's own user.
+		want := profs[svc.prog].user
+		if g := profs[svc.prog].group; g != want {
+			want += ":" + g
+		}
+		if l.user != want {
 			t.Errorf("inetd.conf %s: user %q, want %s", l.service, l.user, want)
 		}
 		if filepath.Base(l.program) != svc.prog || l.argv[0] != svc.prog {
 			t.Errorf("inetd.conf %s: program %s argv[0] %s, want %s", l.service, l.program, l.argv[0], svc.prog)
 		}
-		want := []string{"--config", config.DefaultPath, "--inetd", "--service", l.service}
-		if !slices.Equal(l.argv[1:], want) {
-			t.Errorf("inetd.conf %s: arguments %q, want %q", l.service, l.argv[1:], want)
+		wantArgs := []string{"--config", config.DefaultPath, "--inetd", "--service", l.service}
+		if !slices.Equal(l.argv[1:], wantArgs) {
+			t.Errorf("inetd.conf %s: arguments %q, want %q", l.service, l.argv[1:], wantArgs)
 		}
 	}
 	for _, s := range listenerServices {

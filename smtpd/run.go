@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"os/user"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -174,14 +172,9 @@ func shutdown(srv *Server, done <-chan error, timeout time.Duration, log *slog.L
 // user's primary group (the spool's group), and refuses to go on as root.
 func dropPrivileges(name string) error {
 	if os.Geteuid() == 0 {
-		u, err := user.Lookup(name)
+		uid, gid, err := privs.User(name)
 		if err != nil {
-			return fmt.Errorf("smtpd: refusing to run as root: user %q: %w", name, err)
-		}
-		uid, err1 := strconv.Atoi(u.Uid)
-		gid, err2 := strconv.Atoi(u.Gid)
-		if err := errors.Join(err1, err2); err != nil {
-			return fmt.Errorf("smtpd: user %q: %w", name, err)
+			return fmt.Errorf("smtpd: refusing to run as root: %w", err)
 		}
 		if err := privs.DropTo(uid, gid); err != nil {
 			return fmt.Errorf("smtpd: refusing to run as root: becoming %s (uid %d gid %d): %w", name, uid, gid, err)

@@ -96,6 +96,25 @@ mail_root = $run/mail
 passwd_file = $run/passwd
 aliases_file = $run/aliases
 spool_dir = $run/spool
+tls_cert = $run/tls/cert.pem
+tls_key = $run/tls/key.pem
+# A playground: password logins without TLS are allowed from 127.0.0.1.
+# The installed default never allows them.
+plaintext_auth_on_loopback = yes
+
+[deliver]
+# Retry soon: a playground's failures are usually fixed in seconds.
+min_backoff = 10s
+max_backoff = 5m
+
+[smtpd]
+listen_smtp = 127.0.0.1:$SMTP_PORT
+listen_submission = 127.0.0.1:$SUBMISSION_PORT
+listen_submissions = 127.0.0.1:$SUBMISSIONS_PORT
+
+[pop3d]
+listen_pop3 = 127.0.0.1:$POP3_PORT
+listen_pop3s = 127.0.0.1:$POP3S_PORT
 EOF
 else
 	say "keeping your edited $conf"
@@ -222,10 +241,17 @@ alive() {
 trap stop_daemons EXIT
 trap 'exit 0' INT TERM
 
-# One line per daemon, with the ports above, as each program is written:
-#   daemon smtpd --listen 127.0.0.1:$SMTP_PORT ...
-#   daemon imapd --listen 127.0.0.1:$IMAP_PORT ...
-# (tls=$tls says whether run/tls/cert.pem and key.pem exist.)
+# One line per daemon; the ports are in run/mailroom.conf. Without a
+# certificate the TLS-only services are left out (tls=$tls).
+daemon deliver --queue
+if [ "$tls" = on ]; then
+	daemon smtpd
+	daemon pop3d
+else
+	daemon smtpd --listen smtp=127.0.0.1:$SMTP_PORT
+	daemon pop3d --listen pop3=127.0.0.1:$POP3_PORT
+fi
+# imapd (IMAP $IMAP_PORT, IMAPS $IMAPS_PORT) joins here once it is written.
 
 # --- the welcome message ----------------------------------------------------
 
@@ -261,11 +287,17 @@ mailroom is running from $top
   TLS        $(if [ "$tls" = on ]; then echo "run/tls/cert.pem (give it to clients as the trust anchor), run/tls/key.pem"; else echo "off (no openssl)"; fi)
   ports      SMTP $SMTP_PORT, submission $SUBMISSION_PORT, submissions $SUBMISSIONS_PORT,
              IMAP $IMAP_PORT, IMAPS $IMAPS_PORT, POP3 $POP3_PORT, POP3S $POP3S_PORT
-             (open once those daemons exist; running now: ${names[*]:-none})
+             (running: ${names[*]:-none}; IMAP comes with imapd)
 
 Try it:
-  printf 'Subject: hi\n\nhello\n' | bin/deliver -c run/mailroom.conf $DEMO
+  swaks --server 127.0.0.1:$SMTP_PORT --to $DEMO
+  swaks --server 127.0.0.1:$SUBMISSION_PORT --tls --tls-verify --tls-ca-path run/tls/cert.pem \\
+        --auth PLAIN --auth-user $DEMO --auth-password \$(cat run/demo.password) --from $DEMO --to $DEMO
+  printf 'Subject: hi\n\nhello\n' | bin/sendmail -C run/mailroom.conf $DEMO
   ls run/mail/localhost/demo/new
+  bin/sendmail -C run/mailroom.conf -bp          # the queue (mailq)
+  python3 -c 'import poplib; p=poplib.POP3("127.0.0.1", $POP3_PORT); p.user("$DEMO"); p.pass_(open("run/demo.password").read()); print(p.stat())'
+
   bin/deliver -c run/mailroom.conf --explain $DEMO
   bin/mailroom --config run/mailroom.conf user list
 

@@ -1,0 +1,48 @@
+// Package message computes, in one streaming pass over a message file,
+// everything imapd needs to answer FETCH for that message, and keeps it in
+// a compact cache record so that FETCH never parses a message again.
+//
+// # What Parse records
+//
+// Parse reads a message once, holding no more than a line buffer and the
+// values of the header fields it needs, and returns a Structure: the MIME
+// tree (RFC 2045, RFC 2046) with, for every part, the byte offsets of its
+// header and body in the file, their sizes both as stored and in the CRLF
+// form IMAP speaks, line counts, the Content-* fields BODYSTRUCTURE needs,
+// and for the message and every message/rfc822 part the ENVELOPE fields.
+//
+// # Line ends
+//
+// Maildir files usually have LF line ends; IMAP counts and serves octets of
+// the CRLF form (RFC 9051 §2.3.4 RFC822.SIZE, §6.4.5 BODY[]<partial>). The
+// CRLF form of a file is the file with every LF that is not preceded by CR
+// replaced by CRLF; a bare CR is kept as it is. Every size and offset that
+// reaches a client is one of that form. The Structure keeps a checkpoint of
+// the CRLF offset every 64 KiB, so that a partial fetch deep into a large
+// message starts reading near its origin instead of at the first octet.
+//
+// # Choices where mail is broken or RFCs leave room
+//
+//   - A boundary line is recognised by its prefix "--boundary" at the start
+//     of a line; an outer boundary also ends every inner part, so a missing
+//     close delimiter costs nothing. A multipart without a boundary, or whose
+//     boundary never appears, has one empty text/plain child (as Dovecot).
+//   - RFC 2231 parameter continuations (name*0*=, name*1=) are joined into
+//     one parameter, "name*" when any segment was extended, with the value
+//     concatenated but not decoded: clients that understand RFC 2231 decode
+//     it, as they do with Dovecot's answer, which this matches.
+//   - Encoded words (RFC 2047) and 8-bit octets in headers are returned as
+//     they are: ENVELOPE carries raw header text (RFC 9051 §7.5.2).
+//   - An address without "@" gets host "MISSING_DOMAIN", an empty angle
+//     address mailbox "MISSING_MAILBOX" too, as Dovecot does; null members
+//     of an address list ("a@b, , c@d") are dropped (RFC 5322 §4.4).
+//   - Limits: MaxDepth nested multiparts or messages, MaxParts parts; what
+//     lies beyond is body text of the innermost part that fits, and the
+//     grammar of BODYSTRUCTURE stays valid.
+//
+// # Cache record
+//
+// Structure.MarshalBinary writes a versioned, checksummed record;
+// UnmarshalBinary refuses anything damaged, so that imapd parses the
+// message again instead of serving a wrong answer.
+package message

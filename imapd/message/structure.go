@@ -1,0 +1,96 @@
+package message
+
+import "strings"
+
+// Limits of Parse.
+const (
+	// MaxDepth bounds the nesting of multiparts and message/rfc822 parts.
+	MaxDepth = 64
+	// MaxParts bounds the number of parts of one message.
+	MaxParts = 10000
+)
+
+// Span is a range of the message file: Start and End are file offsets;
+// CRLFStart and CRLFEnd are the same points in the CRLF form of the file.
+type Span struct {
+	Start, End         int64
+	CRLFStart, CRLFEnd int64
+}
+
+// Size is the span's length in the file.
+func (s Span) Size() int64 { return s.End - s.Start }
+
+// CRLFSize is the span's length in the CRLF form, the size IMAP reports.
+func (s Span) CRLFSize() int64 { return s.CRLFEnd - s.CRLFStart }
+
+// NString is an IMAP nstring: NIL unless Valid.
+type NString struct {
+	S     string
+	Valid bool
+}
+
+func nstr(s string, ok bool) NString { return NString{S: s, Valid: ok} }
+
+// Part is one MIME entity: the message itself, a part of a multipart, or
+// the message inside a message/rfc822 part.
+type Part struct {
+	// Header is the header block, the blank line after it included; Body
+	// the rest of the entity up to the line break before the next
+	// boundary delimiter (RFC 2046 §5.1.1), or to the end of the file.
+	Header, Body Span
+	// Lines counts the line breaks in Body (BODYSTRUCTURE body-fld-lines).
+	Lines int64
+
+	// Type and Subtype as the message writes them, text/plain when
+	// absent or invalid (RFC 2045 §5.2).
+	Type, Subtype string
+	Params        []Param
+	ID            NString
+	Description   NString
+	Encoding      string // Content-Transfer-Encoding as written, "7bit" when absent
+	MD5           NString
+	Disposition   string // "" for NIL
+	DispParams    []Param
+	Language      []string // nil for NIL
+	Location      NString
+
+	// Envelope is set on a message: the root and Part.Message.
+	Envelope *Envelope
+	// Message is the encapsulated message of a message/rfc822 part.
+	Message *Part
+	// Parts are the children of a multipart; never empty for one.
+	Parts []*Part
+}
+
+// IsMultipart reports a multipart entity, which has children.
+func (p *Part) IsMultipart() bool { return strings.EqualFold(p.Type, "multipart") }
+
+// IsMessage reports a message/rfc822 entity with a parsed encapsulated
+// message (RFC 2046 §5.2.1).
+func (p *Part) IsMessage() bool { return p.Message != nil }
+
+// isText reports a text/* part, which has body-fld-lines.
+func (p *Part) isText() bool { return strings.EqualFold(p.Type, "text") }
+
+// mark is a checkpoint: the CRLF offset of a file offset.
+type mark struct{ raw, crlf int64 }
+
+// markEvery is the distance between checkpoints in the file.
+const markEvery = 64 << 10
+
+// Structure is everything FETCH needs to know about one message file.
+type Structure struct {
+	// Size is the file's size; CRLFSize the size of its CRLF form
+	// (RFC822.SIZE).
+	Size, CRLFSize int64
+	// Root is the message; Root.Envelope is its ENVELOPE.
+	Root *Part
+	// Truncated reports that MaxDepth or MaxParts was reached.
+	Truncated bool
+
+	marks []mark
+	parts int
+}
+
+// Envelope returns the message's ENVELOPE fields.
+func (s *Structure) Envelope() *Envelope { return s.Root.Envelope }

@@ -57,12 +57,14 @@
 // # Removal
 //
 // When every recipient is delivered or failed, Remove renames queue/<id>
-// to trash/<id> (one atomic step out of sight), fsyncs queue/, then unlinks
-// the files and the directory. The consumer may skip recording the final
-// states when one pass finished every recipient: a crash before the
-// rename is durable then brings the message back with its old states and
-// it is delivered again (at least once, never lost), which is cheaper
-// than a state write per message. When the final states were recorded, a
+// to trash/<id> (one atomic step out of sight), then unlinks the files and
+// the directory. It does not fsync queue/: no process can see the message
+// after the rename, and only a power loss before the file system's next
+// commit can undo it. The consumer may also skip recording the final
+// states when one pass finished every recipient. A power loss that undoes
+// the rename then brings the message back with its old states and it is
+// delivered again (at least once, never lost), which is cheaper than a
+// state write and a flush per message. When the final states were recorded, a
 // crash leaves either a finished message in queue/ (so Remove is simply
 // repeated) or leftovers in trash/, which nothing reads and SweepTmp
 // deletes.

@@ -314,9 +314,11 @@ func (s *Spool) Remove(id ID) error {
 		return fmt.Errorf("spool %s: remove: %w", id, err)
 	}
 	crashPoint("remove-renamed")
-	if err := fsx.SyncDir(s.path(dirQueue)); err != nil {
-		return fmt.Errorf("spool %s: %w", id, err)
-	}
+	// No fsync of queue/: the rename is visible to every process at once
+	// (kill -9 cannot undo it), and only a power loss in the next few
+	// seconds can, bringing the message back with its last recorded
+	// states. Postfix does not fsync its removals either; the fsync would
+	// cost a disk flush per message for a duplicate after a power loss.
 	if err := removeMessageDir(to); err != nil {
 		return fmt.Errorf("spool %s: %w", id, err)
 	}

@@ -5,6 +5,9 @@
 //	mailbench mda    -n N -p P -msg FILE [-uid U -gid G] -- COMMAND [ARGS...]
 //	mailbench engine -n N -p P -msg FILE -dir MAILDIR
 //	mailbench disk   -n N -p P -size BYTES -dir DIR
+//	mailbench pop3   -addr HOST:PORT -user U -pass P [-tls] [-steps full|login] [-sessions N -mem-pid PID]
+//	mailbench smtp   -addr HOST:PORT -n N -c C -size BYTES -to RCPT -maildir DIR [-server-pid P,...]
+//	mailbench mkmaildir -n N -seed S -dir MAILDIR
 //
 // mda runs COMMAND once per message with the message on stdin, P at a time,
 // the way an MTA runs an MDA; engine delivers in-process through the maildir
@@ -34,6 +37,12 @@ func main() {
 		err = runEngine(os.Args[2:])
 	case "disk":
 		err = runDisk(os.Args[2:])
+	case "pop3":
+		err = runPOP3(os.Args[2:])
+	case "smtp":
+		err = runSMTP(os.Args[2:])
+	case "mkmaildir":
+		err = runMkMaildir(os.Args[2:])
 	default:
 		usage()
 	}
@@ -44,7 +53,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: mailbench mda|engine|disk [flags] (see the package comment)")
+	fmt.Fprintln(os.Stderr, "usage: mailbench mda|engine|disk|pop3|smtp|mkmaildir [flags] (see the package comment)")
 	os.Exit(2)
 }
 

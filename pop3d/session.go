@@ -136,14 +136,17 @@ func (ss *session) run(implicitTLS bool) {
 	start := time.Now()
 	ss.log.Info("connect", "remote", ss.remote.String(), "tls", implicitTLS)
 	err := ss.serve(implicitTLS)
-	// Whatever ended the session, the last reply goes out (best effort:
-	// the client may be gone).
-	_ = ss.w.Flush()
+	// The mailbox lock goes first, then the last reply: a client that
+	// reconnects as soon as it reads +OK to QUIT (fetchmail polling) must
+	// not find its own session still holding the mailbox ([IN-USE]).
 	if ss.drop != nil {
 		if rerr := ss.drop.release(); rerr != nil {
 			ss.log.Error("unlock", "err", rerr)
 		}
 	}
+	// Whatever ended the session, the last reply goes out (best effort:
+	// the client may be gone).
+	_ = ss.w.Flush()
 	if cerr := ss.conn.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) && err == nil {
 		err = cerr
 	}

@@ -27,6 +27,7 @@ import (
 	"syscall"
 
 	"mailroom/deliver"
+	"mailroom/deliver/remote"
 	"mailroom/internal/config"
 	"mailroom/internal/listen"
 	"mailroom/internal/logging"
@@ -139,11 +140,18 @@ func runQueue(cfg *config.Config, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "deliver: %v\n", err)
 		return exitConfig
 	}
+	// Built before dropping root: relay_password_file may be root's alone.
+	remoteTransport, err := remote.NewFromConfig(cfg, logs)
+	if err != nil {
+		logs.Error("start", "err", err)
+		return exitConfig
+	}
+	defer remoteTransport.Close()
 	if err := prepareQueue(cfg); err != nil {
 		logs.Error("start", "err", err)
 		return exitConfig
 	}
-	q, err := deliver.NewQueue(cfg, deliver.QueueOptions{Logger: logs, Ready: func() { notify(logs, "READY=1") }})
+	q, err := deliver.NewQueue(cfg, deliver.QueueOptions{Logger: logs, Remote: remoteTransport, Ready: func() { notify(logs, "READY=1") }})
 	if err != nil {
 		logs.Error("start", "err", err)
 		return deliver.ExitTempFail

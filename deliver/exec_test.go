@@ -43,6 +43,12 @@ func TestBinary(t *testing.T) {
 	// With or without a syslog daemon on this machine (the logger falls
 	// back to stderr), the status line stays first and success prints
 	// nothing before it.
+	// A transport table with a bad line: --check-config must read it
+	// as the queue daemon would.
+	table := filepath.Join(filepath.Dir(e.mailRoot), "transport")
+	mustWrite(t, table, "example.net [relay.example]:99999\n")
+	badRemote := filepath.Join(filepath.Dir(e.mailRoot), "badremote.conf")
+	mustWrite(t, badRemote, readFile(t, conf)+"transport_file = "+table+"\n")
 	syslogConf := filepath.Join(filepath.Dir(e.mailRoot), "syslog.conf")
 	mustWrite(t, syslogConf, strings.Replace(readFile(t, conf), "hostname =", "log_format = syslog\nhostname =", 1))
 	tests := []struct {
@@ -63,6 +69,7 @@ func TestBinary(t *testing.T) {
 		{name: "config bad", args: []string{"-c", bad, "a@example.test"}, stdin: simpleMsg, code: ExitTempFail, stderr: "4.3.5 "},
 		{name: "check-config", args: []string{"-c", conf, "--check-config"}, code: 0, stdout: ": ok"},
 		{name: "check-config bad", args: []string{"-c", bad, "--check-config"}, code: 78, stderr: "deliver: "},
+		{name: "check-config bad transport table", args: []string{"-c", badRemote, "--check-config"}, code: 78, stderr: "deliver: " + badRemote + ": remote: " + table + ":1: "},
 		{name: "print-config bad", args: []string{"-c", bad, "--print-config"}, code: 78, stderr: "deliver: " + bad + ":1: "},
 		{name: "print-config missing", args: []string{"-c", conf + ".missing", "--print-config"}, code: 78, stderr: "deliver: config: open "},
 		{name: "syslog, delivered", args: []string{"-c", syslogConf, "a@example.test"}, stdin: simpleMsg, code: 0},

@@ -216,9 +216,20 @@ func prepareQueue(cfg *config.Config) error {
 	return nil
 }
 
+// checkRemote builds the remote transport the queue daemon would use
+// (relay_host, the relay password, transport_file, tls_security_level)
+// and closes it again: building it opens no connection.
+func checkRemote(cfg *config.Config) error {
+	t, err := remote.NewFromConfig(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	return t.Close()
+}
+
 // checkConfig validates the file and the tables it names.
 func checkConfig(cfg *config.Config, path string, stdout, stderr io.Writer) int {
-	err := errors.Join(cfg.Check(), deliver.CheckTables(cfg))
+	err := errors.Join(cfg.Check(), deliver.CheckTables(cfg), checkRemote(cfg))
 	if err != nil {
 		fmt.Fprintf(stderr, "deliver: %s: %v\n", path, err)
 		return exitConfig

@@ -1,0 +1,59 @@
+// Package imapd is mailroom's IMAP server: a protocol engine of its own
+// (IMAP4rev1, RFC 3501, and IMAP4rev2, RFC 9051) over the users' Maildirs,
+// read and changed only through package maildir. The wire grammar lives in
+// imapd/wire, message parsing in imapd/message; this package holds the
+// sessions, one file per command or area, and the mailbox views.
+//
+// Wire contract:
+//
+//   - The greeting is "* OK [CAPABILITY ...] mailroom ready". Capabilities
+//     advertised are only those implemented: IMAP4rev1 IMAP4rev2 LITERAL+
+//     SASL-IR ENABLE ID IDLE, before login STARTTLS (on "imap" until TLS)
+//     and AUTH=PLAIN or LOGINDISABLED, after login NAMESPACE UIDPLUS MOVE
+//     UNSELECT CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH
+//     STATUS=SIZE UTF8=ACCEPT APPENDLIMIT=<n>.
+//   - Unknown or malformed commands get BAD and the session goes on;
+//     Server.MaxBad BAD responses in a row end it with BYE. Before login a
+//     session may be idle Server.LoginTimeout, after it Server.IdleTimeout
+//     (30 minutes by default, RFC 9051 §5.4). On shutdown, sessions waiting
+//     for a command get "* BYE shutting down".
+//   - Passwords (LOGIN, AUTHENTICATE PLAIN) only over TLS, or from
+//     loopback when plaintext_auth_on_loopback is set. Whatever a client
+//     pipelined behind STARTTLS is discarded. Failed logins are answered
+//     after a growing, bounded delay; too many close the connection.
+//   - System flags are always sent in canonical case (\Seen); keywords
+//     appear in FLAGS and PERMANENTFLAGS before a message uses them.
+//   - Mailbox names use "." as the hierarchy delimiter, modified UTF-7
+//     (UTF-8 after ENABLE UTF8=ACCEPT or IMAP4rev2); INBOX is
+//     case-insensitive. A name with an empty level, "/", "\", NUL or
+//     another control character, wildcards or bad modified UTF-7 is
+//     refused: no name reaches outside the user's Maildir.
+//
+// Mailbox state: one view per Maildir per process, shared by every
+// session that selects it (refcounted). It holds UIDs (from the engine's
+// dovecot-uidlist), flags, keywords, RFC822.SIZE (the W= field) and a
+// MODSEQ per message, counted in memory from the first day so CONDSTORE
+// can build on it. A change made by one session reaches the others as
+// events; each session keeps its own sequence numbers and sends EXISTS,
+// EXPUNGE and FETCH FLAGS only where RFC 9051 §7.5.1 allows: never an
+// EXPUNGE in answer to FETCH, STORE or SEARCH (their UID forms excepted).
+// Changes by other processes (deliver, pop3d, another imapd) are found
+// by a sync at every command, and during IDLE through the engine's
+// inotify Watcher, within a second.
+//
+// Structure cache: FETCH needs a message.Structure per message (ENVELOPE,
+// BODYSTRUCTURE, section offsets). It is kept in <maildir>/mailroom-cache,
+// an append-only file of big-endian records:
+//
+//	header: "MRC1" uidvalidity:u32
+//	record: uid:u32 size:i64 mtime:i64 len:u32 data[len] crc32c:u32
+//
+// data is message.Structure.MarshalBinary; size and mtime (nanoseconds)
+// are those of the message file; the CRC-32C covers the record's bytes
+// before it. Records are appended under flock(2), one write each, and
+// fsync'd at the end of the command that added them; a later record for a
+// UID replaces an earlier one. A file of another UIDVALIDITY is started
+// over; reading stops at the first damaged record and the file is cut
+// there. The cache is never the only copy of anything: a missing or
+// damaged record only means the message is parsed again.
+package imapd

@@ -1,0 +1,223 @@
+package imapd
+
+import (
+	"errors"
+	"os"
+	"strings"
+
+	"mailroom/imapd/wire"
+	"mailroom/maildir"
+)
+
+// cmdCreate is CREATE (RFC 9051 §6.3.4). A trailing delimiter only says
+// the client means to create children; parents are implied in Maildir++.
+func (ss *session) cmdCreate(c *wire.Command) error {
+	if len(c.Args) != 1 {
+		return bad("CREATE needs a mailbox name")
+	}
+	name, err := wire.ParseMailbox(c.Args[0])
+	if err != nil {
+		return err
+	}
+	name = strings.TrimSuffix(name, delimiter)
+	folder, err := ss.folderName(name)
+	if err != nil {
+		return err
+	}
+	if folder == "INBOX" {
+		return no("ALREADYEXISTS", "INBOX always exists")
+	}
+	err = maildir.CreateFolder(ss.root, folder)
+	switch {
+	case errors.Is(err, maildir.ErrFolderExists):
+		return no("ALREADYEXISTS", "mailbox already exists")
+	case errors.Is(err, maildir.ErrFolderName):
+		return errBadName
+	}
+	return err
+}
+
+// folderExists reports whether folder is a real mailbox.
+func (ss *session) folderExists(folder string) (bool, error) {
+	p, err := ss.folderPath(folder)
+	if err != nil {
+		return false, err
+	}
+	fi, err := os.Lstat(p + "/cur")
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil && fi.IsDir(), err
+}
+
+// cmdDelete is DELETE (RFC 9051 §6.3.5): the folder and its messages;
+// children stay.
+func (ss *session) cmdDelete(c *wire.Command) error {
+	if len(c.Args) != 1 {
+		return bad("DELETE needs a mailbox name")
+	}
+	name, err := wire.ParseMailbox(c.Args[0])
+	if err != nil {
+		return err
+	}
+	folder, err := ss.folderName(name)
+	if err != nil {
+		return err
+	}
+	if folder == "INBOX" {
+		return no("CANNOT", "INBOX cannot be deleted")
+	}
+	if ok, err := ss.folderExists(folder); err != nil || !ok {
+		if err != nil {
+			return err
+		}
+		return no("NONEXISTENT", "no such mailbox")
+	}
+	if ss.sel != nil && ss.sel.name == ss.mailboxName(folder) {
+		ss.unselect()
+	}
+	return maildir.DeleteFolder(ss.root, folder)
+}
+
+// cmdRename is RENAME (RFC 9051 §6.3.6). Renaming INBOX (which moves its
+// messages) is refused for now, as RFC 9051 permits.
+func (ss *session) cmdRename(c *wire.Command) error {
+	if len(c.Args) != 2 {
+		return bad("RENAME needs two mailbox names")
+	}
+	from, err := wire.ParseMailbox(c.Args[0])
+	if err != nil {
+		return err
+	}
+	to, err := wire.ParseMailbox(c.Args[1])
+	if err != nil {
+		return err
+	}
+	oldF, err := ss.folderName(from)
+	if err != nil {
+		return err
+	}
+	newF, err := ss.folderName(strings.TrimSuffix(to, delimiter))
+	if err != nil {
+		return err
+	}
+	switch {
+	case oldF == "INBOX":
+		return no("CANNOT", "renaming INBOX is not supported")
+	case newF == "INBOX":
+		return no("ALREADYEXISTS", "INBOX already exists")
+	}
+	err = maildir.RenameFolder(ss.root, oldF, newF)
+	switch {
+	case errors.Is(err, maildir.ErrFolderExists):
+		return no("ALREADYEXISTS", "target mailbox already exists")
+	case errors.Is(err, maildir.ErrNoFolder), errors.Is(err, os.ErrNotExist):
+		return no("NONEXISTENT", "no such mailbox")
+	case errors.Is(err, maildir.ErrFolderName):
+		return errBadName
+	}
+	return err
+}
+
+// cmdSubscribe is SUBSCRIBE and UNSUBSCRIBE (RFC 9051 §6.3.7, §6.3.8).
+func (ss *session) cmdSubscribe(c *wire.Command) error {
+	if len(c.Args) != 1 {
+		return bad("%s needs a mailbox name", c.Name)
+	}
+	name, err := wire.ParseMailbox(c.Args[0])
+	if err != nil {
+		return err
+	}
+	folder, err := ss.folderName(name)
+	if err != nil {
+		return err
+	}
+	if c.Name == "UNSUBSCRIBE" {
+		return maildir.Unsubscribe(ss.root, folder)
+	}
+	return maildir.Subscribe(ss.root, folder)
+}
+
+// cmdStatus is STATUS (RFC 9051 §6.3.11, RFC 8438 SIZE).
+func (ss *session) cmdStatus(c *wire.Command) error {
+	name, items, err := wire.ParseStatus(c.Args)
+	if err != nil {
+		return err
+	}
+	if err := checkStatusItems(items); err != nil {
+		return err
+	}
+	folder, err := ss.folderName(name)
+	if err != nil {
+		return err
+	}
+	return ss.writeStatus(folder, items)
+}
+
+func checkStatusItems(items []string) error {
+	for _, it := range items {
+		switch it {
+		case "MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "RECENT", "SIZE", "DELETED":
+		default:
+			return bad("unknown STATUS item %s", it)
+		}
+	}
+	return nil
+}
+
+// writeStatus writes "* STATUS name (...)" from the shared view.
+func (ss *session) writeStatus(folder string, items []string) error {
+	path, err := ss.folderPath(folder)
+	if err != nil {
+		return err
+	}
+	v, err := ss.srv.views.open(path, ss.log)
+	if errors.Is(err, maildir.ErrNotMaildir) || errors.Is(err, os.ErrNotExist) {
+		return no("NONEXISTENT", "no such mailbox")
+	}
+	if err != nil {
+		return err
+	}
+	defer ss.srv.views.release(v)
+	v.mu.Lock()
+	if err := v.syncLocked(); err != nil {
+		v.mu.Unlock()
+		return err
+	}
+	var unseen, recent, deleted, size int64
+	for _, m := range v.msgs {
+		if m.flags&maildir.FlagSeen == 0 {
+			unseen++
+		}
+		if m.flags&maildir.FlagTrashed != 0 {
+			deleted++
+		}
+		if m.recent {
+			recent++
+		}
+		size += max(m.size, 0)
+	}
+	if ss.sel != nil && ss.sel.view == v {
+		recent += int64(len(ss.sel.recent))
+	}
+	values := map[string]int64{
+		"MESSAGES": int64(len(v.msgs)), "UIDNEXT": int64(v.mbox.UIDNext()),
+		"UIDVALIDITY": int64(v.mbox.UIDValidity()), "UNSEEN": unseen,
+		"RECENT": recent, "SIZE": size, "DELETED": deleted,
+	}
+	v.mu.Unlock()
+	ss.w.Untagged()
+	ss.raw("STATUS ")
+	ss.w.AString(ss.mailboxName(folder))
+	ss.raw(" (")
+	for i, it := range items {
+		if i > 0 {
+			ss.w.SP()
+		}
+		ss.raw(it + " ")
+		ss.w.Number(uint64(values[it]))
+	}
+	ss.raw(")")
+	ss.w.CRLF()
+	return nil
+}

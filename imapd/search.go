@@ -1,0 +1,376 @@
+package imapd
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/mail"
+	"strconv"
+	"strings"
+	"time"
+
+	"mailroom/imapd/wire"
+	"mailroom/maildir"
+)
+
+// cmdSearch is SEARCH and UID SEARCH (RFC 9051 §6.4.4) with ESEARCH
+// results (RFC 4731: RETURN MIN MAX COUNT ALL). IMAP4rev2 clients always
+// get ESEARCH; IMAP4rev1 clients get "* SEARCH" unless they ask RETURN.
+func (ss *session) cmdSearch(c *wire.Command) error {
+	sc, err := wire.ParseSearch(c.Args)
+	if err != nil {
+		return err
+	}
+	switch strings.ToUpper(sc.Charset) {
+	case "", "US-ASCII", "UTF-8":
+	default:
+		return no("BADCHARSET (US-ASCII UTF-8)", "unsupported charset")
+	}
+	for _, r := range sc.Return {
+		switch r {
+		case "MIN", "MAX", "COUNT", "ALL":
+		default:
+			return bad("unsupported RETURN option %s", r)
+		}
+	}
+	if err := checkSearchKey(sc.Key); err != nil {
+		return err
+	}
+	defer ss.sel.view.structs().flush()
+	all := make([]msgRef, len(ss.sel.uids))
+	for i, u := range ss.sel.uids {
+		all[i] = msgRef{msn: i + 1, uid: u}
+	}
+	var hits []uint32 // msn or uid
+	for _, ref := range all {
+		sm := &searchMsg{ss: ss, ref: ref}
+		ok, err := sm.match(sc.Key)
+		sm.close()
+		if errors.Is(err, errExpunged) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if ok {
+			if c.UID {
+				hits = append(hits, ref.uid)
+			} else {
+				hits = append(hits, uint32(ref.msn))
+			}
+		}
+	}
+	if !sc.HasReturn && !ss.rev2 {
+		var b strings.Builder
+		b.WriteString("SEARCH")
+		for _, h := range hits {
+			b.WriteByte(' ')
+			b.WriteString(strconv.FormatUint(uint64(h), 10))
+		}
+		ss.untagged(b.String())
+		return nil
+	}
+	ss.writeESearch(c, sc.Return, hits)
+	return nil
+}
+
+// writeESearch writes the ESEARCH response (RFC 4731 §3.1). An empty
+// RETURN list means ALL.
+func (ss *session) writeESearch(c *wire.Command, ret []string, hits []uint32) {
+	if len(ret) == 0 {
+		ret = []string{"ALL"}
+	}
+	var b strings.Builder
+	b.WriteString("ESEARCH (TAG ")
+	b.WriteString(strconv.Quote(c.Tag))
+	b.WriteString(")")
+	if c.UID {
+		b.WriteString(" UID")
+	}
+	for _, r := range ret {
+		switch {
+		case r == "MIN" && len(hits) > 0:
+			b.WriteString(" MIN " + strconv.FormatUint(uint64(hits[0]), 10))
+		case r == "MAX" && len(hits) > 0:
+			b.WriteString(" MAX " + strconv.FormatUint(uint64(hits[len(hits)-1]), 10))
+		case r == "COUNT":
+			b.WriteString(" COUNT " + strconv.Itoa(len(hits)))
+		case r == "ALL" && len(hits) > 0:
+			b.WriteString(" ALL " + uidList(hits))
+		}
+	}
+	ss.untagged(b.String())
+}
+
+// checkSearchKey refuses keys this server does not implement before any
+// work is done.
+func checkSearchKey(k wire.SearchKey) error {
+	switch k.Op {
+	case "MODSEQ", "OLDER", "YOUNGER", "SAVEDBEFORE", "SAVEDON", "SAVEDSINCE", "SAVEDATESUPPORTED":
+		return bad("search key %s is not supported", k.Op)
+	case "SEQSET", "UID":
+		if k.Seq.Saved {
+			return bad("$ is not supported")
+		}
+	}
+	for _, sub := range k.Keys {
+		if err := checkSearchKey(sub); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// searchMsg evaluates a search program on one message, loading only
+// what the keys need.
+type searchMsg struct {
+	ss  *session
+	ref msgRef
+	vm  *vmsg
+	fm  *fetchedMsg
+}
+
+func (sm *searchMsg) close() {
+	if sm.fm != nil {
+		sm.fm.close()
+	}
+}
+
+func (sm *searchMsg) msg() (*vmsg, error) {
+	if sm.vm == nil {
+		m, ok := sm.ss.sel.view.lookup(sm.ref.uid)
+		if !ok {
+			return nil, errExpunged
+		}
+		sm.vm = &m
+	}
+	return sm.vm, nil
+}
+
+func (sm *searchMsg) fetched() (*fetchedMsg, error) {
+	if sm.fm == nil {
+		info, ok := sm.ss.sel.view.mbox.Lookup(sm.ref.uid)
+		if !ok {
+			return nil, errExpunged
+		}
+		sm.fm = &fetchedMsg{ss: sm.ss, uid: sm.ref.uid, info: info}
+	}
+	if _, err := sm.fm.structure(); err != nil {
+		return nil, err
+	}
+	return sm.fm, nil
+}
+
+var flagKeys = map[string]maildir.Flags{
+	"ANSWERED": maildir.FlagReplied, "DELETED": maildir.FlagTrashed, "DRAFT": maildir.FlagDraft,
+	"FLAGGED": maildir.FlagFlagged, "SEEN": maildir.FlagSeen,
+}
+
+func (sm *searchMsg) match(k wire.SearchKey) (bool, error) {
+	sel := sm.ss.sel
+	switch k.Op {
+	case "AND":
+		for _, sub := range k.Keys {
+			if ok, err := sm.match(sub); err != nil || !ok {
+				return false, err
+			}
+		}
+		return true, nil
+	case "OR":
+		if ok, err := sm.match(k.Keys[0]); err != nil || ok {
+			return ok, err
+		}
+		return sm.match(k.Keys[1])
+	case "NOT":
+		ok, err := sm.match(k.Keys[0])
+		return !ok, err
+	case "ALL":
+		return true, nil
+	case "SEQSET":
+		return k.Seq.Contains(uint32(sm.ref.msn), uint32(len(sel.uids))), nil
+	case "UID":
+		var max uint32
+		if n := len(sel.uids); n > 0 {
+			max = sel.uids[n-1]
+		}
+		return k.Seq.Contains(sm.ref.uid, max), nil
+	case "RECENT", "NEW", "OLD":
+		recent := sel.recent[sm.ref.uid]
+		if k.Op == "OLD" {
+			return !recent, nil
+		}
+		if k.Op == "RECENT" || !recent {
+			return recent, nil
+		}
+		return sm.match(wire.SearchKey{Op: "UNSEEN"})
+	}
+	if strings.HasPrefix(k.Op, "UN") {
+		if bit, ok := flagKeys[k.Op[2:]]; ok {
+			m, err := sm.msg()
+			return err == nil && m.flags&bit == 0, err
+		}
+	}
+	if bit, ok := flagKeys[k.Op]; ok {
+		m, err := sm.msg()
+		return err == nil && m.flags&bit != 0, err
+	}
+	return sm.matchData(k)
+}
+
+// matchData evaluates the keys that need more than flags.
+func (sm *searchMsg) matchData(k wire.SearchKey) (bool, error) {
+	switch k.Op {
+	case "KEYWORD", "UNKEYWORD":
+		m, err := sm.msg()
+		if err != nil {
+			return false, err
+		}
+		v := sm.ss.sel.view
+		v.mu.Lock()
+		slot := v.mbox.KeywordList().Slot(k.Value)
+		v.mu.Unlock()
+		has := slot >= 0 && m.kw.Has(slot)
+		return has == (k.Op == "KEYWORD"), nil
+	case "LARGER", "SMALLER":
+		m, err := sm.msg()
+		if err != nil {
+			return false, err
+		}
+		size := m.size
+		if size < 0 {
+			fm, err := sm.fetched()
+			if err != nil {
+				return false, err
+			}
+			size = fm.st.CRLFSize
+		}
+		if k.Op == "LARGER" {
+			return uint64(size) > k.Num, nil
+		}
+		return uint64(size) < k.Num, nil
+	case "BEFORE", "ON", "SINCE":
+		fm, err := sm.fetched()
+		if err != nil {
+			return false, err
+		}
+		t, err := fm.internalDate()
+		if err != nil {
+			return false, err
+		}
+		return compareDay(t, k.Date, k.Op), nil
+	case "SENTBEFORE", "SENTON", "SENTSINCE":
+		fm, err := sm.fetched()
+		if err != nil {
+			return false, err
+		}
+		d := fm.st.Envelope().Date
+		t, perr := mail.ParseDate(d.S)
+		if !d.Valid || perr != nil {
+			return false, nil
+		}
+		return compareDay(t, k.Date, strings.TrimPrefix(k.Op, "SENT")), nil
+	case "SUBJECT", "FROM", "TO", "CC", "BCC":
+		return sm.headerContains(strings.ToLower(k.Op), k.Value)
+	case "HEADER":
+		return sm.headerContains(k.Field, k.Value)
+	case "BODY":
+		return sm.textContains(wire.Section{Specifier: "TEXT"}, k.Value)
+	case "TEXT":
+		return sm.textContains(wire.Section{}, k.Value)
+	}
+	return false, bad("search key %s is not supported", k.Op)
+}
+
+// compareDay compares the dates of t (in its own zone, RFC 9051 §6.4.4
+// "disregarding time and timezone") and day.
+func compareDay(t, day time.Time, op string) bool {
+	y, m, d := t.Date()
+	td := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+	switch op {
+	case "BEFORE":
+		return td.Before(day)
+	case "ON":
+		return td.Equal(day)
+	}
+	return !td.Before(day)
+}
+
+// headerContains reports whether a field of the message's header holds
+// value (case-insensitive substring; an empty value matches any message
+// with the field).
+func (sm *searchMsg) headerContains(field, value string) (bool, error) {
+	fm, err := sm.fetched()
+	if err != nil {
+		return false, err
+	}
+	f, err := fm.open()
+	if err != nil {
+		return false, err
+	}
+	r, _, err := fm.st.Open(f, wire.Section{Specifier: "HEADER.FIELDS", Fields: []string{field}}, nil)
+	if err != nil {
+		return false, err
+	}
+	data, err := io.ReadAll(io.LimitReader(r, 1<<20))
+	if err != nil {
+		return false, err
+	}
+	needle := []byte(strings.ToLower(value))
+	for _, line := range bytes.Split(unfold(data), []byte("\r\n")) {
+		_, val, ok := bytes.Cut(line, []byte(":"))
+		if ok && bytes.Contains(bytes.ToLower(val), needle) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// unfold joins folded header lines (RFC 5322 §2.2.3).
+func unfold(b []byte) []byte {
+	b = bytes.ReplaceAll(b, []byte("\r\n "), []byte(" "))
+	return bytes.ReplaceAll(b, []byte("\r\n\t"), []byte(" "))
+}
+
+// textContains scans a section for value, streaming, case-insensitively
+// (ASCII case; the raw octets, not decoded).
+func (sm *searchMsg) textContains(sec wire.Section, value string) (bool, error) {
+	fm, err := sm.fetched()
+	if err != nil {
+		return false, err
+	}
+	f, err := fm.open()
+	if err != nil {
+		return false, err
+	}
+	r, _, err := fm.st.Open(f, sec, nil)
+	if err != nil {
+		return false, err
+	}
+	return streamContains(r, []byte(strings.ToLower(value)))
+}
+
+// streamContains looks for needle in r, keeping len(needle)-1 octets of
+// overlap between chunks, so memory stays bounded.
+func streamContains(r io.Reader, needle []byte) (bool, error) {
+	if len(needle) == 0 {
+		return true, nil
+	}
+	buf := make([]byte, 0, 64<<10+len(needle))
+	chunk := make([]byte, 64<<10)
+	for {
+		n, err := r.Read(chunk)
+		buf = append(buf, bytes.ToLower(chunk[:n])...)
+		if bytes.Contains(buf, needle) {
+			return true, nil
+		}
+		if keep := len(needle) - 1; len(buf) > keep {
+			buf = append(buf[:0], buf[len(buf)-keep:]...)
+		}
+		if err == io.EOF {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+}

@@ -1,0 +1,366 @@
+package imapd
+
+import (
+	"errors"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+
+	"mailroom/imapd/wire"
+	"mailroom/maildir"
+)
+
+// selected is a session's own side of a selected mailbox: its message
+// sequence numbers (uids[msn-1]), the updates it has not told the client
+// yet, and the \Recent messages it claimed.
+type selected struct {
+	view     *view
+	name     string // as the client named it
+	readOnly bool
+	uids     []uint32
+	pending  []event // under view.mu
+	recent   map[uint32]bool
+	kwGen    uint64 // keyword generation the client was told of
+	wake     chan struct{}
+}
+
+// cmdSelect is SELECT and EXAMINE (RFC 9051 §6.3.2, §6.3.3; RFC 3501
+// §6.3.1 for IMAP4rev1 clients).
+func (ss *session) cmdSelect(c *wire.Command) error {
+	sc, err := wire.ParseSelect(c.Args)
+	if err != nil {
+		return err
+	}
+	// RFC 9051 §6.3.2: a failed SELECT leaves no mailbox selected, so
+	// the old one goes first.
+	if ss.sel != nil {
+		ss.unselect()
+		if ss.rev2 {
+			ss.untagged("OK [CLOSED] previous mailbox closed")
+		}
+	}
+	folder, err := ss.folderName(sc.Mailbox)
+	if err != nil {
+		return err
+	}
+	path, err := ss.folderPath(folder)
+	if err != nil {
+		return err
+	}
+	v, err := ss.srv.views.open(path, ss.log)
+	if errors.Is(err, maildir.ErrNotMaildir) || errors.Is(err, os.ErrNotExist) {
+		return no("NONEXISTENT", "no such mailbox")
+	}
+	if err != nil {
+		return err
+	}
+	sel := &selected{view: v, name: ss.mailboxName(folder), readOnly: c.Name == "EXAMINE", recent: map[uint32]bool{}, wake: make(chan struct{}, 1)}
+	v.mu.Lock()
+	if err := v.syncLocked(); err != nil {
+		v.mu.Unlock()
+		ss.srv.views.release(v)
+		return err
+	}
+	for i := range v.msgs {
+		m := &v.msgs[i]
+		sel.uids = append(sel.uids, m.uid)
+		if m.recent && !sel.readOnly {
+			m.recent = false
+			sel.recent[m.uid] = true
+		}
+	}
+	v.subs[sel] = true
+	kw, gen := v.mbox.KeywordNames(), v.kwGen
+	sel.kwGen = gen
+	uidValidity, uidNext := v.mbox.UIDValidity(), v.mbox.UIDNext()
+	v.mu.Unlock()
+	ss.sel, ss.state = sel, stateSelected
+
+	ss.writeFlags(kw)
+	ss.untagged(strconv.Itoa(len(sel.uids)) + " EXISTS")
+	if !ss.rev2 {
+		// RFC 3501 §7.3.2; IMAP4rev2 dropped \Recent (RFC 9051 §7.4.3).
+		ss.untagged(strconv.Itoa(len(sel.recent)) + " RECENT")
+		if unseen := ss.firstUnseen(); unseen > 0 {
+			ss.untagged("OK [UNSEEN " + strconv.Itoa(unseen) + "] first unseen")
+		}
+	}
+	ss.untagged("OK [UIDVALIDITY " + strconv.FormatUint(uint64(uidValidity), 10) + "] UIDs valid")
+	ss.untagged("OK [UIDNEXT " + strconv.FormatUint(uint64(uidNext), 10) + "] predicted next UID")
+	if ss.rev2 {
+		// RFC 9051 §6.3.2: the LIST response with the canonical name.
+		ss.w.Untagged()
+		ss.raw(`LIST () "." `)
+		ss.w.AString(sel.name)
+		ss.w.CRLF()
+	}
+	ss.log.Info("select", "mailbox", folder, "messages", len(sel.uids), "read_only", sel.readOnly)
+	if sel.readOnly {
+		return okCode("READ-ONLY", c.Name+" completed")
+	}
+	return okCode("READ-WRITE", c.Name+" completed")
+}
+
+// writeFlags sends FLAGS and PERMANENTFLAGS: keywords appear before use
+// (mbsync and others read them here); \* only while a slot is free.
+func (ss *session) writeFlags(kw []string) {
+	flags := []string{wire.FlagAnswered, wire.FlagFlagged, wire.FlagDeleted, wire.FlagSeen, wire.FlagDraft}
+	used := 0
+	for _, k := range kw {
+		if k != "" {
+			flags = append(flags, k)
+			used++
+		}
+	}
+	ss.w.Untagged()
+	ss.raw("FLAGS ")
+	ss.w.Flags(flags)
+	ss.w.CRLF()
+	if ss.sel.readOnly {
+		ss.untagged("OK [PERMANENTFLAGS ()] read-only mailbox")
+		return
+	}
+	if used < maildir.MaxKeywords {
+		flags = append(flags, `\*`)
+	}
+	ss.w.Untagged()
+	ss.raw("OK [PERMANENTFLAGS ")
+	ss.w.Flags(flags)
+	ss.raw("] flags permitted")
+	ss.w.CRLF()
+}
+
+func (ss *session) firstUnseen() int {
+	v := ss.sel.view
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for i, uid := range ss.sel.uids {
+		if j := v.index(uid); j >= 0 && v.msgs[j].flags&maildir.FlagSeen == 0 {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// unselect leaves the selected mailbox without expunging.
+func (ss *session) unselect() {
+	sel := ss.sel
+	if sel == nil {
+		return
+	}
+	sel.view.mu.Lock()
+	delete(sel.view.subs, sel)
+	sel.view.mu.Unlock()
+	ss.srv.views.release(sel.view)
+	ss.sel = nil
+	if ss.state == stateSelected {
+		ss.state = stateAuth
+	}
+}
+
+// cmdClose is CLOSE (expunges \Deleted silently, RFC 9051 §6.4.1) and
+// UNSELECT (RFC 3691).
+func (ss *session) cmdClose(c *wire.Command) error {
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	sel := ss.sel
+	if c.Name == "CLOSE" && !sel.readOnly {
+		if err := sel.view.expunge(ss.deletedUIDs(nil)); err != nil {
+			return err
+		}
+	}
+	ss.unselect()
+	return nil
+}
+
+// deletedUIDs returns the UIDs of the session's messages flagged
+// \Deleted, limited to set when it is not nil.
+func (ss *session) deletedUIDs(set *wire.SeqSet) []uint32 {
+	v := ss.sel.view
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	var max uint32
+	if n := len(v.msgs); n > 0 {
+		max = v.msgs[n-1].uid
+	}
+	var out []uint32
+	for _, uid := range ss.sel.uids {
+		i := v.index(uid)
+		if i < 0 || v.msgs[i].flags&maildir.FlagTrashed == 0 {
+			continue
+		}
+		if set != nil && !set.Contains(uid, max) {
+			continue
+		}
+		out = append(out, uid)
+	}
+	return out
+}
+
+// sendUpdates tells the client what changed in the selected mailbox
+// since the last time: FLAGS for new keywords, FETCH FLAGS, EXPUNGE (only
+// when allowed; otherwise they wait, and the message keeps its sequence
+// number) and EXISTS (with RECENT for IMAP4rev1).
+func (ss *session) sendUpdates(expungeOK bool) {
+	sel := ss.sel
+	if sel == nil {
+		return
+	}
+	v := sel.view
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if sel.kwGen != v.kwGen {
+		sel.kwGen = v.kwGen
+		ss.writeFlags(v.mbox.KeywordNames())
+	}
+	if len(sel.pending) == 0 {
+		return
+	}
+	events := sel.pending
+	sel.pending = nil
+	grew := false
+	for _, ev := range events {
+		switch ev.kind {
+		case evExpunge:
+			if !expungeOK {
+				sel.pending = append(sel.pending, ev)
+				continue
+			}
+			if msn := sel.msn(ev.uid); msn > 0 {
+				sel.uids = append(sel.uids[:msn-1], sel.uids[msn:]...)
+				delete(sel.recent, ev.uid)
+				ss.untagged(strconv.Itoa(msn) + " EXPUNGE")
+			}
+		case evNew:
+			if sel.msn(ev.uid) > 0 {
+				continue
+			}
+			i := sort.Search(len(sel.uids), func(i int) bool { return sel.uids[i] > ev.uid })
+			sel.uids = append(sel.uids, 0)
+			copy(sel.uids[i+1:], sel.uids[i:])
+			sel.uids[i] = ev.uid
+			if j := v.index(ev.uid); j >= 0 && v.msgs[j].recent && !sel.readOnly {
+				v.msgs[j].recent = false
+				sel.recent[ev.uid] = true
+			}
+			grew = true
+		case evFlags:
+			msn := sel.msn(ev.uid)
+			j := v.index(ev.uid)
+			if msn == 0 || j < 0 {
+				continue
+			}
+			ss.w.Untagged()
+			ss.raw(strconv.Itoa(msn) + " FETCH (UID " + strconv.FormatUint(uint64(ev.uid), 10) + " FLAGS ")
+			ss.w.Flags(ss.flagNames(v, &v.msgs[j]))
+			ss.raw(")")
+			ss.w.CRLF()
+		}
+	}
+	if grew {
+		ss.untagged(strconv.Itoa(len(sel.uids)) + " EXISTS")
+		if !ss.rev2 {
+			ss.untagged(strconv.Itoa(len(sel.recent)) + " RECENT")
+		}
+	}
+}
+
+// msn returns the sequence number of uid in the session, or 0.
+func (sel *selected) msn(uid uint32) int {
+	i := sort.Search(len(sel.uids), func(i int) bool { return sel.uids[i] >= uid })
+	if i < len(sel.uids) && sel.uids[i] == uid {
+		return i + 1
+	}
+	return 0
+}
+
+// flagNames lists a message's flags, system flags in canonical case;
+// call with v.mu held.
+func (ss *session) flagNames(v *view, m *vmsg) []string {
+	var out []string
+	for _, f := range []struct {
+		bit  maildir.Flags
+		name string
+	}{
+		{maildir.FlagReplied, wire.FlagAnswered}, {maildir.FlagFlagged, wire.FlagFlagged},
+		{maildir.FlagTrashed, wire.FlagDeleted}, {maildir.FlagSeen, wire.FlagSeen},
+		{maildir.FlagDraft, wire.FlagDraft},
+	} {
+		if m.flags&f.bit != 0 {
+			out = append(out, f.name)
+		}
+	}
+	if m.kw != 0 {
+		out = append(out, v.mbox.KeywordList().Names(m.kw)...)
+	}
+	if ss.sel != nil && ss.sel.recent[m.uid] && !ss.rev2 {
+		out = append(out, wire.FlagRecent)
+	}
+	return out
+}
+
+// resolve turns a sequence set (or a UID set when uid is set) into the
+// session's messages as (msn, uid) pairs in ascending order. Numbers the
+// session does not have are ignored, as RFC 9051 §6.4.8 asks for UIDs;
+// for sequence numbers a number beyond EXISTS is a BAD.
+func (ss *session) resolve(set wire.SeqSet, uid bool) ([]msgRef, error) {
+	sel := ss.sel
+	if set.Saved {
+		return nil, bad("$ is not supported")
+	}
+	n := len(sel.uids)
+	var out []msgRef
+	if uid {
+		var max uint32
+		if n > 0 {
+			max = sel.uids[n-1]
+		}
+		for i, u := range sel.uids {
+			if set.Contains(u, max) {
+				out = append(out, msgRef{msn: i + 1, uid: u})
+			}
+		}
+		return out, nil
+	}
+	for _, r := range set.Ranges {
+		lo, hi := r.Bounds(uint32(n))
+		if n == 0 || hi > uint32(n) || lo == 0 {
+			return nil, bad("invalid message sequence number")
+		}
+	}
+	for i, u := range sel.uids {
+		if set.Contains(uint32(i+1), uint32(n)) {
+			out = append(out, msgRef{msn: i + 1, uid: u})
+		}
+	}
+	return out, nil
+}
+
+// msgRef names one message of a command.
+type msgRef struct {
+	msn int
+	uid uint32
+}
+
+// uidList formats UIDs as a compact uid-set ("1:3,7").
+func uidList(uids []uint32) string {
+	var b strings.Builder
+	for i := 0; i < len(uids); {
+		j := i
+		for j+1 < len(uids) && uids[j+1] == uids[j]+1 {
+			j++
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatUint(uint64(uids[i]), 10))
+		if j > i {
+			b.WriteByte(':')
+			b.WriteString(strconv.FormatUint(uint64(uids[j]), 10))
+		}
+		i = j + 1
+	}
+	return b.String()
+}

@@ -1,0 +1,275 @@
+package imapd
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"mailroom/imapd/wire"
+	"mailroom/internal/config"
+)
+
+// Users is the account table a login is checked against; *account.DB is
+// one.
+type Users interface {
+	// Verify reports whether password is address's password.
+	Verify(address, password string) bool
+	// Mailbox returns the Maildir root of address.
+	Mailbox(address string) (root string, ok bool)
+}
+
+// Defaults of the Server fields that mailroom.conf does not set (yet).
+const (
+	// DefaultLoginTimeout bounds the not-authenticated state: a client
+	// that has not logged in gets a short time to do so.
+	DefaultLoginTimeout = 60 * time.Second
+	// DefaultIdleTimeout is the autologout timer after login. RFC 9051
+	// §5.4 asks for at least 30 minutes.
+	DefaultIdleTimeout = 30 * time.Minute
+	// DefaultMaxBad consecutive BAD responses end the session with BYE.
+	DefaultMaxBad = 20
+	// DefaultMaxAuthFailures failed logins close the connection.
+	DefaultMaxAuthFailures = 5
+	// DefaultAuthDelay is the wait before answering the first failed
+	// login; it doubles with each further failure up to DefaultMaxAuthDelay.
+	DefaultAuthDelay    = 1 * time.Second
+	DefaultMaxAuthDelay = 8 * time.Second
+	// DefaultAppendLimit is the largest message APPEND takes (RFC 7889).
+	DefaultAppendLimit = 50 << 20
+	// writeTimeout bounds how long a client may leave a response unread.
+	writeTimeout = 5 * time.Minute
+	// tlsHandshakeTimeout bounds the TLS handshake (imaps and STARTTLS).
+	tlsHandshakeTimeout = 30 * time.Second
+)
+
+// Server serves IMAP sessions. Set the fields before the first Serve;
+// they are read-only afterwards. It is safe for concurrent use.
+type Server struct {
+	// Users returns the current account table (swapped on SIGHUP); nil
+	// fails every login.
+	Users func() Users
+	// TLS returns the configuration for STARTTLS and imaps; nil (or a nil
+	// result) means no TLS: STARTTLS is not offered.
+	TLS func() *tls.Config
+	// PlaintextAuthOnLoopback allows passwords without TLS from
+	// 127.0.0.0/8 and ::1.
+	PlaintextAuthOnLoopback bool
+	LoginTimeout            time.Duration // before login; 0 = DefaultLoginTimeout
+	IdleTimeout             time.Duration // after login; 0 = DefaultIdleTimeout
+	MaxBad                  int           // 0 = DefaultMaxBad
+	MaxAuthFailures         int           // 0 = DefaultMaxAuthFailures
+	AuthDelay               time.Duration // 0 = DefaultAuthDelay; < 0 = none (tests)
+	MaxAuthDelay            time.Duration // 0 = DefaultMaxAuthDelay
+	AppendLimit             int64         // 0 = DefaultAppendLimit
+	Logger                  *slog.Logger  // nil = discard
+
+	shutting  atomic.Bool
+	done      chan struct{} // closed by Shutdown
+	initOnce  sync.Once
+	mu        sync.Mutex
+	listeners map[net.Listener]bool
+	sessions  map[*session]bool
+	wg        sync.WaitGroup
+	views     *registry
+}
+
+// NewServer returns a Server configured from cfg's common keys.
+func NewServer(cfg *config.Config, users func() Users, tlsConfig func() *tls.Config, log *slog.Logger) *Server {
+	return &Server{
+		Users:                   users,
+		TLS:                     tlsConfig,
+		PlaintextAuthOnLoopback: cfg.PlaintextAuthOnLoopback,
+		Logger:                  log,
+	}
+}
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("imapd: server closed")
+
+func (s *Server) init() {
+	s.initOnce.Do(func() {
+		s.done = make(chan struct{})
+		s.listeners = map[net.Listener]bool{}
+		s.sessions = map[*session]bool{}
+		s.views = newRegistry()
+		if s.Logger == nil {
+			s.Logger = slog.New(slog.DiscardHandler)
+		}
+	})
+}
+
+// Serve accepts connections on l until Shutdown (ErrServerClosed) or an
+// accept error. implicitTLS makes it an imaps listener (RFC 8314 §3.3):
+// the TLS handshake comes before the greeting.
+func (s *Server) Serve(l net.Listener, implicitTLS bool) error {
+	s.init()
+	s.mu.Lock()
+	if s.shutting.Load() {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.listeners[l] = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+	}()
+	var backoff time.Duration
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if s.shutting.Load() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				// EMFILE and the like: wait and retry rather than give
+				// up the listener.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.Logger.Warn("accept", "err", err, "retry_in", backoff)
+				select {
+				case <-time.After(backoff):
+				case <-s.done:
+				}
+				continue
+			}
+			return fmt.Errorf("imapd: accept: %w", err)
+		}
+		backoff = 0
+		go s.ServeConn(c, implicitTLS)
+	}
+}
+
+// ServeConn runs one session on c and closes c when it ends. A panic in
+// the session is logged and ends only that session.
+func (s *Server) ServeConn(c net.Conn, implicitTLS bool) {
+	s.init()
+	ss := newSession(s, c)
+	s.mu.Lock()
+	if s.shutting.Load() {
+		s.mu.Unlock()
+		_ = c.Close()
+		return
+	}
+	s.sessions[ss] = true
+	s.wg.Add(1) // under mu after the shutting check: Wait never races it
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.sessions, ss)
+		s.mu.Unlock()
+		s.wg.Done()
+	}()
+	ss.run(implicitTLS)
+}
+
+// Shutdown stops the listeners, tells sessions waiting for a command
+// "* BYE" and closes them, lets sessions busy with a command finish it,
+// and waits for them until ctx ends, when the rest are closed.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.init()
+	s.mu.Lock()
+	if !s.shutting.Swap(true) {
+		close(s.done)
+	}
+	var errs []error
+	for l := range s.listeners {
+		if err := l.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	for ss := range s.sessions {
+		ss.interrupt()
+	}
+	s.mu.Unlock()
+	finished := make(chan struct{})
+	go func() { s.wg.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-ctx.Done():
+		s.mu.Lock()
+		for ss := range s.sessions {
+			_ = ss.conn.Close()
+		}
+		s.mu.Unlock()
+		<-finished
+		errs = append(errs, ctx.Err())
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Server) idleTimeout() time.Duration  { return orDuration(s.IdleTimeout, DefaultIdleTimeout) }
+func (s *Server) loginTimeout() time.Duration { return orDuration(s.LoginTimeout, DefaultLoginTimeout) }
+func (s *Server) maxBad() int                 { return orInt(s.MaxBad, DefaultMaxBad) }
+func (s *Server) maxAuthFailures() int        { return orInt(s.MaxAuthFailures, DefaultMaxAuthFailures) }
+func (s *Server) appendLimit() int64 {
+	if s.AppendLimit > 0 {
+		return s.AppendLimit
+	}
+	return DefaultAppendLimit
+}
+
+func orDuration(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+func orInt(n, def int) int {
+	if n > 0 {
+		return n
+	}
+	return def
+}
+
+// authDelay is the wait before answering the n-th failed login (n ≥ 1).
+func (s *Server) authDelay(n int) time.Duration {
+	base, limit := s.AuthDelay, orDuration(s.MaxAuthDelay, DefaultMaxAuthDelay)
+	switch {
+	case base < 0:
+		return 0
+	case base == 0:
+		base = DefaultAuthDelay
+	}
+	d := base
+	for i := 1; i < n && d < limit; i++ {
+		d *= 2
+	}
+	return min(d, limit)
+}
+
+func (s *Server) tlsConfig() *tls.Config {
+	if s.TLS == nil {
+		return nil
+	}
+	return s.TLS()
+}
+
+// limits are the wire limits of every session.
+func (s *Server) limits() wire.Limits {
+	l := wire.DefaultLimits
+	l.MaxMessage = s.appendLimit()
+	if l.MaxDiscard < l.MaxMessage+1<<20 {
+		l.MaxDiscard = l.MaxMessage + 1<<20
+	}
+	return l
+}
+
+// connID returns a new connection id for the logs: random, so that ids
+// from different processes (inetd, Accept=yes) never collide.
+func connID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}

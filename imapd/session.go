@@ -1,0 +1,275 @@
+package imapd
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime/debug"
+	"time"
+
+	"mailroom/imapd/wire"
+	"mailroom/internal/tlsconf"
+)
+
+// state is a session state (RFC 9051 §3); a mask in the command table.
+type state uint8
+
+const (
+	stateNotAuth state = 1 << iota
+	stateAuth
+	stateSelected
+	stateLogout
+)
+
+const (
+	anyState  = stateNotAuth | stateAuth | stateSelected
+	authState = stateAuth | stateSelected
+)
+
+// errClose ends a session after the response already written.
+var errClose = errors.New("close")
+
+// errShutdown is returned by reads once the server is shutting down.
+var errShutdown = errors.New("server shutting down")
+
+// session is one client connection.
+type session struct {
+	srv    *Server
+	conn   net.Conn // the raw connection (deadlines, interrupt)
+	wire   net.Conn // conn, or TLS over it
+	id     string
+	log    *slog.Logger
+	remote net.Addr
+
+	br *bufio.Reader
+	bw *bufio.Writer // under w: raw text the wire.Writer has no method for
+	r  *wire.Reader
+	w  *wire.Writer
+
+	state        state
+	tls          bool
+	user         string // the logged-in address
+	root         string // the user's Maildir++ root
+	rev2         bool   // ENABLE IMAP4rev2
+	utf8         bool   // ENABLE UTF8=ACCEPT (or IMAP4rev2)
+	bad          int    // consecutive BAD responses
+	authFailures int
+	sel          *selected // the selected mailbox, in stateSelected
+}
+
+func newSession(s *Server, c net.Conn) *session {
+	ss := &session{srv: s, conn: c, id: connID(), remote: c.RemoteAddr(), state: stateNotAuth}
+	ss.log = s.Logger.With("conn", ss.id)
+	ss.setWire(c)
+	return ss
+}
+
+// setWire points the reader and writer at c. Bytes buffered from the old
+// wire are dropped: after STARTTLS that is what RFC 9051 §6.2.1 asks for.
+func (ss *session) setWire(c net.Conn) {
+	ss.wire = c
+	ss.br = bufio.NewReaderSize(readerFunc(ss.read), 16<<10)
+	ss.bw = bufio.NewWriterSize(writerFunc(ss.write), 32<<10)
+	ss.w = wire.NewWriter(ss.bw)
+	ss.w.SetUTF8(ss.utf8)
+	nonSync := wire.LiteralPlus
+	ss.r = wire.NewReader(ss.br, wire.Options{
+		Limits:  ss.srv.limits(),
+		NonSync: nonSync,
+		UTF8:    ss.utf8,
+		Continue: func(wire.LiteralInfo) error {
+			return ss.w.Continue("go ahead")
+		},
+	})
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// read is the session's only input. Each read gets the timeout of the
+// state; it refuses to block once the server is shutting down. The check
+// comes after the deadline is set, so Shutdown's interrupt (which sets
+// the deadline to now) is never overwritten unnoticed.
+func (ss *session) read(p []byte) (int, error) {
+	_ = ss.conn.SetReadDeadline(time.Now().Add(ss.readTimeout()))
+	if ss.srv.shutting.Load() {
+		return 0, errShutdown
+	}
+	n, err := ss.wire.Read(p)
+	if err != nil && ss.srv.shutting.Load() {
+		return n, errShutdown
+	}
+	return n, err
+}
+
+func (ss *session) write(p []byte) (int, error) {
+	_ = ss.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	return ss.wire.Write(p)
+}
+
+// interrupt wakes a session blocked reading a command (Shutdown).
+func (ss *session) interrupt() { _ = ss.conn.SetReadDeadline(time.Now()) }
+
+func (ss *session) readTimeout() time.Duration {
+	if ss.state&authState != 0 {
+		return ss.srv.idleTimeout()
+	}
+	return ss.srv.loginTimeout()
+}
+
+func (ss *session) run(implicitTLS bool) {
+	start := time.Now()
+	ss.log.Info("connect", "remote", ss.remote.String(), "tls", implicitTLS)
+	err := ss.serveRecover(implicitTLS)
+	_ = ss.w.Flush() // the last response, best effort
+	ss.unselect()
+	if cerr := ss.conn.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) && err == nil {
+		err = cerr
+	}
+	attrs := []any{"duration", time.Since(start).Round(time.Millisecond)}
+	if ss.user != "" {
+		attrs = append(attrs, "user", ss.user)
+	}
+	if err != nil && !errors.Is(err, errClose) && !errors.Is(err, io.EOF) && !errors.Is(err, errShutdown) {
+		attrs = append(attrs, "err", err)
+	}
+	ss.log.Info("disconnect", attrs...)
+}
+
+// serveRecover runs the session; a panic ends this session only, logged
+// with its stack, and the client is told.
+func (ss *session) serveRecover(implicitTLS bool) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			ss.log.Error("panic", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			ss.w.Status("", "BYE", "SERVERBUG", "internal error")
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	return ss.serve(implicitTLS)
+}
+
+func (ss *session) serve(implicitTLS bool) error {
+	if implicitTLS {
+		if err := ss.handshake(); err != nil {
+			return err
+		}
+	}
+	// RFC 9051 §7.1.1: the greeting, with the capabilities so clients
+	// need not ask (RFC 9051 §7.1 CAPABILITY response code).
+	ss.w.Status("", "OK", "CAPABILITY "+ss.capabilities(), "mailroom ready")
+	for {
+		if err := ss.flushIfIdle(); err != nil {
+			return err
+		}
+		cmd, err := ss.r.ReadCommand()
+		if err != nil {
+			if err := ss.readError(err); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := ss.dispatch(cmd); err != nil {
+			return err
+		}
+		if ss.state == stateLogout {
+			return errClose
+		}
+	}
+}
+
+// readError answers a command the Reader refused; it returns an error
+// when the session must end.
+func (ss *session) readError(err error) error {
+	e, ok := wire.AsError(err)
+	if !ok {
+		return ss.readFailed(err)
+	}
+	if e.Class == wire.ClassEmpty {
+		return nil
+	}
+	if e.StatusWord() == "BAD" {
+		if ss.countBad() {
+			e.Fatal = true
+		}
+	}
+	ss.w.WriteError(e)
+	if e.Fatal {
+		ss.w.Status("", "BYE", "", "too many errors or unrecoverable input, closing connection")
+		return errClose
+	}
+	return nil
+}
+
+// countBad counts a BAD response and reports whether there were too
+// many in a row: a client looping on errors is broken or probing.
+func (ss *session) countBad() bool {
+	ss.bad++
+	return ss.bad >= ss.srv.maxBad()
+}
+
+// readFailed ends the session after a failed read, telling the client why
+// when it may still listen.
+func (ss *session) readFailed(err error) error {
+	var ne net.Error
+	switch {
+	case errors.Is(err, errShutdown):
+		ss.w.Status("", "BYE", "", "shutting down")
+	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, os.ErrDeadlineExceeded):
+		// RFC 9051 §5.4 autologout.
+		ss.w.Status("", "BYE", "", "autologout; idle for too long")
+		err = fmt.Errorf("idle timeout: %w", err)
+	}
+	return err
+}
+
+// flushIfIdle sends the buffered responses unless more pipelined commands
+// are already waiting.
+func (ss *session) flushIfIdle() error {
+	if ss.br.Buffered() > 0 {
+		return nil
+	}
+	return ss.w.Flush()
+}
+
+// handshake runs the TLS server handshake on the current wire and
+// switches the session to it.
+func (ss *session) handshake() error {
+	cfg := ss.srv.tlsConfig()
+	if cfg == nil {
+		return errors.New("TLS is not configured")
+	}
+	tc := tls.Server(ss.wire, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), tlsHandshakeTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return fmt.Errorf("TLS handshake: %w", err)
+	}
+	ss.tls = true
+	ss.setWire(tc)
+	ss.log.Info("tls", "tls", tlsconf.Describe(tc.ConnectionState()))
+	return nil
+}
+
+// raw writes text the wire.Writer has no element for (a FETCH item name
+// such as BODY[HEADER.FIELDS (FROM)]<0>); callers pass only text they
+// built from the grammar.
+func (ss *session) raw(s string) { _, _ = ss.bw.WriteString(s) }
+
+// untagged writes "* " + text + CRLF for text built from the grammar.
+func (ss *session) untagged(text string) {
+	ss.w.Untagged()
+	ss.raw(text)
+	ss.w.CRLF()
+}

@@ -1,0 +1,331 @@
+package imapd
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+
+	"mailroom/maildir"
+)
+
+// registry holds one view per Maildir path for the whole process, shared
+// by every session that selects the mailbox (refcounted).
+type registry struct {
+	mu    sync.Mutex
+	views map[string]*view
+}
+
+func newRegistry() *registry { return &registry{views: map[string]*view{}} }
+
+// vmsg is one message as the view knows it.
+type vmsg struct {
+	uid    uint32
+	flags  maildir.Flags
+	kw     maildir.Keywords
+	size   int64 // RFC822.SIZE (CRLF form); -1 until known
+	modseq uint64
+	recent bool // \Recent not yet claimed by a session
+}
+
+// eventKind is what a pending update says.
+type eventKind uint8
+
+const (
+	evNew eventKind = iota + 1
+	evExpunge
+	evFlags
+)
+
+type event struct {
+	kind eventKind
+	uid  uint32
+}
+
+// view is the in-memory state of one mailbox: UIDs, flags, keywords,
+// sizes and a MODSEQ per message (RFC 7162 needs them later; they are
+// counted from the first day). Sessions that select it subscribe and get
+// every change as an event, which they turn into EXISTS, EXPUNGE and
+// FETCH FLAGS responses at the points the protocol allows.
+type view struct {
+	reg  *registry
+	path string
+	refs int // under reg.mu
+	log  *slog.Logger
+
+	mu        sync.Mutex
+	mbox      *maildir.Mailbox
+	msgs      []vmsg // ascending UID
+	modseq    uint64 // highest MODSEQ handed out
+	kwGen     uint64 // bumped when a keyword is defined
+	subs      map[*selected]bool
+	idlers    int
+	watcher   *maildir.Watcher
+	cacheOnce sync.Once
+	cache     *structCache // made on first use (structs)
+}
+
+// structs returns the mailbox's structure cache, opening it on first use
+// (STATUS and LIST need no cache).
+func (v *view) structs() *structCache {
+	v.cacheOnce.Do(func() {
+		v.cache = openStructCache(v.path, v.mbox.UIDValidity(), v.log)
+	})
+	return v.cache
+}
+
+// open returns the shared view of the Maildir at path.
+func (r *registry) open(path string, log *slog.Logger) (*view, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if v, ok := r.views[path]; ok {
+		v.refs++
+		return v, nil
+	}
+	mbox, err := maildir.OpenMailbox(path)
+	if err != nil {
+		return nil, err
+	}
+	v := &view{reg: r, path: path, refs: 1, log: log, mbox: mbox, subs: map[*selected]bool{}}
+	for _, m := range mbox.Messages() {
+		v.modseq++
+		v.msgs = append(v.msgs, vmsg{uid: m.UID, flags: m.Name.Flags, kw: m.Name.Keywords, size: m.VSize, modseq: v.modseq, recent: m.Dir == "new"})
+	}
+	r.views[path] = v
+	return v, nil
+}
+
+// release drops a reference; the last one closes the view.
+func (r *registry) release(v *view) {
+	r.mu.Lock()
+	v.refs--
+	last := v.refs == 0
+	if last {
+		delete(r.views, v.path)
+	}
+	r.mu.Unlock()
+	if last {
+		v.mu.Lock()
+		w := v.watcher
+		v.watcher = nil
+		v.mu.Unlock()
+		if w != nil {
+			_ = w.Close()
+		}
+		v.cacheOnce.Do(func() {}) // no cache after this
+		if v.cache != nil {
+			v.cache.close()
+		}
+	}
+}
+
+// index returns the position of uid in msgs, or -1.
+func (v *view) index(uid uint32) int {
+	i := sort.Search(len(v.msgs), func(i int) bool { return v.msgs[i].uid >= uid })
+	if i < len(v.msgs) && v.msgs[i].uid == uid {
+		return i
+	}
+	return -1
+}
+
+// lookup returns a copy of the message with uid.
+func (v *view) lookup(uid uint32) (vmsg, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	i := v.index(uid)
+	if i < 0 {
+		return vmsg{}, false
+	}
+	return v.msgs[i], true
+}
+
+// sync brings the view up to date with the disk and tells subscribers.
+func (v *view) sync() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.syncLocked()
+}
+
+func (v *view) syncLocked() error {
+	kwBefore := len(v.mbox.KeywordNames())
+	ch, err := v.mbox.Sync()
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", v.path, err)
+	}
+	if ch.Empty() {
+		return nil
+	}
+	for _, uid := range ch.Expunged {
+		v.removeLocked(uid)
+	}
+	for _, uid := range ch.New {
+		m, ok := v.mbox.Lookup(uid)
+		if !ok || v.index(uid) >= 0 {
+			continue
+		}
+		v.modseq++
+		vm := vmsg{uid: uid, flags: m.Name.Flags, kw: m.Name.Keywords, size: m.VSize, modseq: v.modseq, recent: m.Dir == "new"}
+		i := sort.Search(len(v.msgs), func(i int) bool { return v.msgs[i].uid > uid })
+		v.msgs = append(v.msgs, vmsg{})
+		copy(v.msgs[i+1:], v.msgs[i:])
+		v.msgs[i] = vm
+		v.publishLocked(event{evNew, uid}, nil)
+	}
+	for _, uid := range ch.FlagsChanged {
+		m, ok := v.mbox.Lookup(uid)
+		i := v.index(uid)
+		if !ok || i < 0 {
+			continue
+		}
+		v.modseq++
+		v.msgs[i].flags, v.msgs[i].kw, v.msgs[i].modseq = m.Name.Flags, m.Name.Keywords, v.modseq
+		v.publishLocked(event{evFlags, uid}, nil)
+	}
+	if len(v.mbox.KeywordNames()) != kwBefore {
+		v.kwGen++ // another process defined keywords
+	}
+	return nil
+}
+
+func (v *view) removeLocked(uid uint32) {
+	i := v.index(uid)
+	if i < 0 {
+		return
+	}
+	v.msgs = append(v.msgs[:i], v.msgs[i+1:]...)
+	v.modseq++
+	v.publishLocked(event{evExpunge, uid}, nil)
+}
+
+// publishLocked queues ev for every subscriber but except and wakes them.
+func (v *view) publishLocked(ev event, except *selected) {
+	for s := range v.subs {
+		if s == except {
+			continue
+		}
+		s.pending = append(s.pending, ev)
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// storeFlags applies a flag change to uids (only messages that exist)
+// and returns the UIDs whose flags changed. Other subscribers hear of it;
+// the caller answers for its own session.
+func (v *view) storeFlags(uids []uint32, change func(maildir.Flags, maildir.Keywords) (maildir.Flags, maildir.Keywords), from *selected) ([]uint32, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	var changed []uint32
+	for _, uid := range uids {
+		i := v.index(uid)
+		if i < 0 {
+			continue
+		}
+		f, k := change(v.msgs[i].flags, v.msgs[i].kw)
+		if f == v.msgs[i].flags && k == v.msgs[i].kw {
+			continue
+		}
+		err := v.mbox.SetFlags(uid, f, k)
+		if errors.Is(err, maildir.ErrExpunged) {
+			continue
+		}
+		if err != nil {
+			return changed, err
+		}
+		v.modseq++
+		v.msgs[i].flags, v.msgs[i].kw, v.msgs[i].modseq = f, k, v.modseq
+		changed = append(changed, uid)
+		v.publishLocked(event{evFlags, uid}, from)
+	}
+	return changed, nil
+}
+
+// expunge deletes uids; every subscriber, the caller's session included,
+// gets the EXPUNGE events.
+func (v *view) expunge(uids []uint32) error {
+	if len(uids) == 0 {
+		return nil
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if err := v.mbox.Expunge(uids...); err != nil {
+		return fmt.Errorf("expunge: %w", err)
+	}
+	for _, uid := range uids {
+		v.removeLocked(uid)
+	}
+	return nil
+}
+
+// keywordSlots returns the slots of names, creating them when create is
+// set; a name without a slot (not created) is skipped.
+func (v *view) keywordSlots(names []string, create bool) (maildir.Keywords, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	var k maildir.Keywords
+	before := len(v.mbox.KeywordNames())
+	for _, n := range names {
+		slot, err := v.mbox.KeywordSlot(n, create)
+		if err != nil {
+			return k, err
+		}
+		if slot >= 0 {
+			k = k.With(slot)
+		}
+	}
+	if len(v.mbox.KeywordNames()) != before {
+		v.kwGen++
+	}
+	return k, nil
+}
+
+// keywordNames returns the slot table and its generation.
+func (v *view) keywordNames() ([]string, uint64) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.mbox.KeywordNames(), v.kwGen
+}
+
+// startIdle makes sure a watcher reports changes by other processes while
+// a session idles (RFC 2177): inotify through the engine, not polling.
+func (v *view) startIdle() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.idlers++
+	if v.watcher != nil {
+		return nil
+	}
+	w, err := v.mbox.Watch()
+	if err != nil {
+		v.idlers--
+		return fmt.Errorf("watch %s: %w", v.path, err)
+	}
+	v.watcher = w
+	go v.watch(w)
+	return nil
+}
+
+// stopIdle ends one idler; the last one stops the watcher.
+func (v *view) stopIdle() {
+	v.mu.Lock()
+	v.idlers--
+	var w *maildir.Watcher
+	if v.idlers == 0 {
+		w, v.watcher = v.watcher, nil
+	}
+	v.mu.Unlock()
+	if w != nil {
+		_ = w.Close()
+	}
+}
+
+func (v *view) watch(w *maildir.Watcher) {
+	for range w.C {
+		if err := v.sync(); err != nil {
+			v.log.Error("sync", "path", v.path, "err", err)
+		}
+	}
+}

@@ -16,8 +16,6 @@
 //     recipient_delimiter).
 //   - A section may appear more than once; a key may be set only once per
 //     section, and only in the section it belongs to.
-//   - [imapd] is reserved for the program that will read it: the section
-//     name is accepted, but it has no keys yet, so any key inside is an error.
 //   - Value types: string; list (items separated by commas and/or spaces);
 //     bool (yes, no, true, false; printed as yes/no); size (bytes, with an
 //     optional k, M or G suffix, powers of 1024; see ParseSize); count (a
@@ -54,6 +52,7 @@ type Config struct {
 
 	Deliver  DeliverConfig
 	Smtpd    SmtpdConfig
+	Imapd    ImapdConfig
 	Pop3d    Pop3dConfig
 	Sendmail SendmailConfig
 }
@@ -109,6 +108,19 @@ type SmtpdConfig struct {
 	MaxConnectionsPerClient int64         // max_connections_per_client: per client IP address
 	MaxErrors               int64         // max_errors: error replies before 421 and disconnect
 	AuthFailuresBeforeDelay int64         // auth_failures_before_delay: failed AUTHs before each reply is delayed, growing
+}
+
+// ImapdConfig is the [imapd] section.
+type ImapdConfig struct {
+	ListenIMAP              []string      // listen_imap: STARTTLS listener (143); empty = none
+	ListenIMAPS             []string      // listen_imaps: implicit TLS (993)
+	LoginTimeout            time.Duration // login_timeout: silence allowed before login
+	IdleTimeout             time.Duration // idle_timeout: after login; RFC 9051 §5.4 asks for at least 30 minutes
+	MaxConnections          int64         // max_connections: in total
+	MaxConnectionsPerClient int64         // max_connections_per_client: per client IP address
+	MaxErrors               int64         // max_errors: BAD replies in a row before BYE
+	AppendLimit             int64         // append_limit: largest APPEND (APPENDLIMIT)
+	MaxAuthFailures         int64         // max_auth_failures: failed logins before the connection is closed
 }
 
 // Pop3dConfig is the [pop3d] section.

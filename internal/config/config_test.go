@@ -48,6 +48,17 @@ func TestDefault(t *testing.T) {
 			MaxErrors:               20,
 			AuthFailuresBeforeDelay: 2,
 		},
+		Imapd: ImapdConfig{
+			ListenIMAP:              []string{":143"},
+			ListenIMAPS:             []string{":993"},
+			LoginTimeout:            time.Minute,
+			IdleTimeout:             30 * time.Minute,
+			MaxConnections:          1000,
+			MaxConnectionsPerClient: 50,
+			MaxErrors:               20,
+			AppendLimit:             50 << 20,
+			MaxAuthFailures:         5,
+		},
 		Pop3d: Pop3dConfig{
 			ListenPOP3:              []string{":110"},
 			ListenPOP3S:             []string{":995"},
@@ -141,7 +152,7 @@ func TestParseErrors(t *testing.T) {
 	}{
 		{"unknown key", "# c\nquotas = 1\n", `test.conf:2: unknown key "quotas"`},
 		{"unknown key in section", "[deliver]\nfoo = 1\n", `test.conf:2: unknown key "foo" in [deliver]`},
-		{"reserved section has no keys", "[imapd]\nlisten = :143\n", `test.conf:2: unknown key "listen" in [imapd]`},
+		{"imapd unknown key", "[imapd]\nlisten = :143\n", `test.conf:2: unknown key "listen" in [imapd]`},
 		{"smtpd unknown key", "[smtpd]\nlisten = :25\n", `test.conf:2: unknown key "listen" in [smtpd]`},
 		{"duration unit missing", "[smtpd]\ncommand_timeout = 300\n", `bad duration "300"`},
 		{"duration compound", "[deliver]\nmax_backoff = 1h30m\n", `bad duration "1h30m"`},
@@ -347,6 +358,17 @@ max_connections = 200
 max_connections_per_client = 20
 max_errors = 20
 auth_failures_before_delay = 2
+
+[imapd]
+listen_imap = :143
+listen_imaps = :993
+login_timeout = 1m
+idle_timeout = 30m
+max_connections = 1000
+max_connections_per_client = 50
+max_errors = 20
+append_limit = 50M
+max_auth_failures = 5
 
 [pop3d]
 listen_pop3 = :110

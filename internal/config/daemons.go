@@ -27,6 +27,18 @@ var smtpdKeys = []key{
 	countKey(sectionSmtpd, "auth_failures_before_delay", func(c *Config) *int64 { return &c.Smtpd.AuthFailuresBeforeDelay }),
 }
 
+var imapdKeys = []key{
+	listKey(sectionImapd, "listen_imap", func(c *Config) *[]string { return &c.Imapd.ListenIMAP }, keepCase, checkAddrs),
+	listKey(sectionImapd, "listen_imaps", func(c *Config) *[]string { return &c.Imapd.ListenIMAPS }, keepCase, checkAddrs),
+	durationKey(sectionImapd, "login_timeout", func(c *Config) *time.Duration { return &c.Imapd.LoginTimeout }),
+	durationKey(sectionImapd, "idle_timeout", func(c *Config) *time.Duration { return &c.Imapd.IdleTimeout }),
+	countKey(sectionImapd, "max_connections", func(c *Config) *int64 { return &c.Imapd.MaxConnections }),
+	countKey(sectionImapd, "max_connections_per_client", func(c *Config) *int64 { return &c.Imapd.MaxConnectionsPerClient }),
+	countKey(sectionImapd, "max_errors", func(c *Config) *int64 { return &c.Imapd.MaxErrors }),
+	sizeKey(sectionImapd, "append_limit", func(c *Config) *int64 { return &c.Imapd.AppendLimit }),
+	countKey(sectionImapd, "max_auth_failures", func(c *Config) *int64 { return &c.Imapd.MaxAuthFailures }),
+}
+
 var pop3dKeys = []key{
 	listKey(sectionPop3d, "listen_pop3", func(c *Config) *[]string { return &c.Pop3d.ListenPOP3 }, keepCase, checkAddrs),
 	listKey(sectionPop3d, "listen_pop3s", func(c *Config) *[]string { return &c.Pop3d.ListenPOP3S }, keepCase, checkAddrs),

@@ -39,7 +39,7 @@ type key struct {
 // keys is the whole vocabulary of mailroom.conf in print order, grouped by
 // section. A key added to Config but not here is caught by
 // TestPrintCoversEveryField.
-var keys = concatKeys(commonKeys, deliverKeys, smtpdKeys, pop3dKeys, sendmailKeys)
+var keys = concatKeys(commonKeys, deliverKeys, smtpdKeys, imapdKeys, pop3dKeys, sendmailKeys)
 
 func concatKeys(groups ...[]key) []key {
 	var all []key
@@ -136,6 +136,17 @@ func Default() *Config {
 			MaxConnectionsPerClient: 20,
 			MaxErrors:               20,
 			AuthFailuresBeforeDelay: 2,
+		},
+		Imapd: ImapdConfig{
+			ListenIMAP:              []string{":143"},
+			ListenIMAPS:             []string{":993"},
+			LoginTimeout:            time.Minute,
+			IdleTimeout:             30 * time.Minute,
+			MaxConnections:          1000,
+			MaxConnectionsPerClient: 50,
+			MaxErrors:               20,
+			AppendLimit:             50 << 20,
+			MaxAuthFailures:         5,
 		},
 		Pop3d: Pop3dConfig{
 			ListenPOP3:              []string{":110"},

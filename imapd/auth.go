@@ -54,9 +54,8 @@ func (ss *session) cmdAuthenticate(c *wire.Command) error {
 		}
 		resp = ir
 	} else {
-		// RFC 9051 §6.2.2: an empty challenge is "+ " CRLF.
-		ss.raw("+ \r\n")
-		if err := ss.w.Flush(); err != nil {
+		// RFC 9051 §6.2.2: PLAIN's challenge is empty, "+ " CRLF.
+		if err := ss.w.Challenge(nil); err != nil {
 			return fmt.Errorf("%w: %w", errClose, err)
 		}
 		line, err := ss.r.ReadLine()
@@ -116,7 +115,13 @@ func (ss *session) login(tag, user, password, mech string) error {
 	if !ok {
 		return ss.authFailed(tag, user, "no mailbox")
 	}
+	// Issue 7: bounded connections per user, as well as per address.
+	if !ss.srv.claimUser(root) {
+		ss.log.Info("auth", "user", user, "mech", mech, "result", "limit", "max", ss.srv.maxPerUser())
+		return no("LIMIT", "too many connections for this user; log out elsewhere or try again later")
+	}
 	if err := maildir.CreateDefaultFolders(root); err != nil {
+		ss.srv.releaseUser(root)
 		ss.log.Error("auth", "user", user, "mech", mech, "result", "maildir", "err", err)
 		return no("UNAVAILABLE", "cannot open the mailbox, try again later")
 	}

@@ -21,6 +21,15 @@
 //     loopback when plaintext_auth_on_loopback is set. Whatever a client
 //     pipelined behind STARTTLS is discarded. Failed logins are answered
 //     after a growing, bounded delay; too many close the connection.
+//   - Connections are bounded in total and per client address
+//     (max_connections, max_connections_per_client; one over the limit
+//     gets "* BYE [UNAVAILABLE]" as its greeting on imap, a close on
+//     imaps) and logged-in sessions per user
+//     (Server.MaxConnectionsPerUser, 20): a login past it gets
+//     "NO [LIMIT]" and the session stays unauthenticated. The per-user
+//     count is per process, so it holds for standalone and systemd
+//     Accept=no listeners, not for inetd or Accept=yes, where each
+//     connection is a process of its own.
 //   - System flags are always sent in canonical case (\Seen); keywords
 //     appear in FLAGS and PERMANENTFLAGS before a message uses them.
 //   - Mailbox names use "." as the hierarchy delimiter, modified UTF-7

@@ -220,7 +220,7 @@ func (ss *session) fetchOne(ref msgRef, attrs []wire.FetchAttr, setSeen bool) er
 		}
 	}
 	ss.w.Untagged()
-	ss.raw(strconv.Itoa(ref.msn) + " FETCH (")
+	ss.w.Raw(strconv.Itoa(ref.msn) + " FETCH (")
 	for i, a := range attrs {
 		if i > 0 {
 			ss.w.SP()
@@ -230,7 +230,7 @@ func (ss *session) fetchOne(ref msgRef, attrs []wire.FetchAttr, setSeen bool) er
 			return fmt.Errorf("%w: fetch %s: %w", errClose, a.Name, err)
 		}
 	}
-	ss.raw(")")
+	ss.w.Raw(")")
 	ss.w.CRLF()
 	return nil
 }
@@ -262,9 +262,9 @@ func needsStructure(a wire.FetchAttr) bool {
 func (ss *session) fetchAttr(fm *fetchedMsg, vm *vmsg, a wire.FetchAttr) error {
 	switch a.Name {
 	case "UID":
-		ss.raw("UID " + strconv.FormatUint(uint64(fm.uid), 10))
+		ss.w.Raw("UID " + strconv.FormatUint(uint64(fm.uid), 10))
 	case "FLAGS":
-		ss.raw("FLAGS ")
+		ss.w.Raw("FLAGS ")
 		v := ss.sel.view
 		v.mu.Lock()
 		names := ss.flagNames(v, vm)
@@ -275,7 +275,7 @@ func (ss *session) fetchAttr(fm *fetchedMsg, vm *vmsg, a wire.FetchAttr) error {
 		if err != nil {
 			return err
 		}
-		ss.raw("INTERNALDATE ")
+		ss.w.Raw("INTERNALDATE ")
 		ss.w.DateTime(t)
 	case "RFC822.SIZE":
 		size := vm.size
@@ -286,16 +286,16 @@ func (ss *session) fetchAttr(fm *fetchedMsg, vm *vmsg, a wire.FetchAttr) error {
 			}
 			size = st.CRLFSize
 		}
-		ss.raw("RFC822.SIZE " + strconv.FormatInt(size, 10))
+		ss.w.Raw("RFC822.SIZE " + strconv.FormatInt(size, 10))
 	case "ENVELOPE":
-		ss.raw("ENVELOPE ")
+		ss.w.Raw("ENVELOPE ")
 		message.WriteEnvelope(ss.w, fm.st.Envelope())
 	case "BODYSTRUCTURE":
-		ss.raw("BODYSTRUCTURE ")
+		ss.w.Raw("BODYSTRUCTURE ")
 		message.WriteBodyStructure(ss.w, fm.st, true)
 	case "BODY":
 		if a.Section == nil {
-			ss.raw("BODY ")
+			ss.w.Raw("BODY ")
 			message.WriteBodyStructure(ss.w, fm.st, false)
 			return nil
 		}
@@ -317,7 +317,7 @@ func (ss *session) fetchAttr(fm *fetchedMsg, vm *vmsg, a wire.FetchAttr) error {
 		if err != nil {
 			return err
 		}
-		ss.raw("BINARY.SIZE[" + a.Section.String() + "] " + strconv.FormatInt(n, 10))
+		ss.w.Raw("BINARY.SIZE[" + a.Section.String() + "] " + strconv.FormatInt(n, 10))
 	default:
 		return fmt.Errorf("unknown fetch attribute %s", a.Name)
 	}
@@ -334,13 +334,13 @@ func (ss *session) fetchSection(fm *fetchedMsg, name string, sec wire.Section, p
 	}
 	r, n, err := fm.st.Open(f, sec, partial)
 	if errors.Is(err, message.ErrNoSection) {
-		ss.raw(name + ` ""`)
+		ss.w.Raw(name + ` ""`)
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	ss.raw(name + " ")
+	ss.w.Raw(name + " ")
 	return ss.w.Literal(n, r)
 }
 
@@ -354,6 +354,6 @@ func (ss *session) fetchBinary(fm *fetchedMsg, a wire.FetchAttr) error {
 	if err != nil {
 		return err
 	}
-	ss.raw(a.ResponseName() + " ")
+	ss.w.Raw(a.ResponseName() + " ")
 	return ss.w.Literal8(n, r)
 }

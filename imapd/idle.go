@@ -8,6 +8,10 @@ import (
 	"mailroom/imapd/wire"
 )
 
+// idlePoll is how often IDLE looks at the Maildir when it cannot watch
+// it with inotify.
+const idlePoll = time.Second
+
 // cmdIdle is IDLE (RFC 2177, RFC 9051 §6.3.13): updates are sent as the
 // view hears of them (its inotify watcher for other processes, other
 // sessions directly) until the client sends DONE.
@@ -16,11 +20,19 @@ func (ss *session) cmdIdle(c *wire.Command) error {
 		return err
 	}
 	var wake chan struct{}
+	var poll <-chan time.Time
 	if ss.sel != nil {
 		if err := ss.sel.view.startIdle(); err != nil {
-			return err
+			// No inotify instance left (fs.inotify.max_user_instances,
+			// shared by every process of the user): IDLE still works,
+			// by looking at the Maildir every idlePoll instead.
+			ss.log.Warn("idle", "fallback", "polling", "err", err)
+			t := time.NewTicker(idlePoll)
+			defer t.Stop()
+			poll = t.C
+		} else {
+			defer ss.sel.view.stopIdle()
 		}
-		defer ss.sel.view.stopIdle()
 		// Changes made between the watcher starting and now.
 		if err := ss.sel.view.sync(); err != nil {
 			return err
@@ -50,6 +62,11 @@ func (ss *session) cmdIdle(c *wire.Command) error {
 	}()
 	for {
 		select {
+		case <-poll:
+			// sync wakes this session (wake) when it finds a change.
+			if err := ss.sel.view.sync(); err != nil {
+				ss.log.Error("sync", "err", err)
+			}
 		case <-wake:
 			ss.sendUpdates(true)
 			if err := ss.w.Flush(); err != nil {

@@ -66,10 +66,10 @@ func (ss *session) cmdList(c *wire.Command) error {
 		}
 		attrs := ss.listAttrs(e, use, lsub, subscribedOnly || ret["SUBSCRIBED"])
 		ss.w.Untagged()
-		ss.raw(c.Name + " (" + strings.Join(attrs, " ") + `) "." `)
+		ss.w.Raw(c.Name + " (" + strings.Join(attrs, " ") + `) "." `)
 		ss.w.AString(e.name)
 		if sel["RECURSIVEMATCH"] && e.subChild && !lsub {
-			ss.raw(` ("CHILDINFO" ("SUBSCRIBED"))`)
+			ss.w.Raw(` ("CHILDINFO" ("SUBSCRIBED"))`)
 		}
 		ss.w.CRLF()
 		if lc.StatusItems != nil && e.exists {

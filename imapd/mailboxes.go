@@ -207,17 +207,17 @@ func (ss *session) writeStatus(folder string, items []string) error {
 	}
 	v.mu.Unlock()
 	ss.w.Untagged()
-	ss.raw("STATUS ")
+	ss.w.Raw("STATUS ")
 	ss.w.AString(ss.mailboxName(folder))
-	ss.raw(" (")
+	ss.w.Raw(" (")
 	for i, it := range items {
 		if i > 0 {
 			ss.w.SP()
 		}
-		ss.raw(it + " ")
+		ss.w.Raw(it + " ")
 		ss.w.Number(uint64(values[it]))
 	}
-	ss.raw(")")
+	ss.w.Raw(")")
 	ss.w.CRLF()
 	return nil
 }

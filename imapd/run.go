@@ -31,21 +31,9 @@ const (
 	ServiceIMAPS = "imaps" // implicit TLS (port 993)
 )
 
-// Standalone addresses until mailroom.conf has an [imapd] section.
-var (
-	DefaultListenIMAP  = []string{":143"}
-	DefaultListenIMAPS = []string{":993"}
-)
-
 // ShutdownTimeout bounds how long SIGTERM waits for sessions to finish
 // the command in flight.
 const ShutdownTimeout = 30 * time.Second
-
-// Connection limits until mailroom.conf has an [imapd] section.
-const (
-	DefaultMaxConnections          = 1000
-	DefaultMaxConnectionsPerClient = 50
-)
 
 // Options are imapd's command-line settings beyond the config file.
 type Options struct {
@@ -102,7 +90,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		tlsFunc = store.Config
 	}
 	srv := NewServer(cfg, func() Users { return users.Load() }, tlsFunc, log)
-	listeners, err := serving(set, store != nil)
+	listeners, err := serving(set, cfg, store != nil)
 	if err != nil {
 		return err
 	}
@@ -154,10 +142,10 @@ loop:
 	return errors.Join(serveErr, err)
 }
 
-// Wants turns the default addresses and --listen into what listen.Open
-// binds.
+// Wants turns the config's addresses (listen_imap, listen_imaps) and
+// --listen into what listen.Open binds.
 func Wants(cfg *config.Config, flags []string) ([]listen.Want, error) {
-	imap, imaps := DefaultListenIMAP, DefaultListenIMAPS
+	imap, imaps := cfg.Imapd.ListenIMAP, cfg.Imapd.ListenIMAPS
 	if len(flags) > 0 {
 		imap, imaps = nil, nil
 		for _, f := range flags {
@@ -174,26 +162,23 @@ func Wants(cfg *config.Config, flags []string) ([]listen.Want, error) {
 			}
 		}
 	}
-	if cfg.TLSCert == "" && len(flags) == 0 {
-		// No certificate: imaps cannot be served by default.
-		imaps = nil
-	}
 	return []listen.Want{{Name: ServiceIMAP, Addrs: imap}, {Name: ServiceIMAPS, Addrs: imaps}}, nil
 }
 
-// serving wraps the sockets of set with the connection limits.
-func serving(set *listen.Set, haveTLS bool) ([]listen.Named, error) {
+// serving wraps the sockets of set with the connection limits of
+// [imapd] (max_connections, max_connections_per_client).
+func serving(set *listen.Set, cfg *config.Config, haveTLS bool) ([]listen.Named, error) {
 	var out []listen.Named
 	add := func(name string, l net.Listener) error {
 		if name == ServiceIMAPS && !haveTLS {
-			return errors.New("imaps needs tls_cert and tls_key")
+			return errors.New("imaps needs tls_cert and tls_key (or an empty listen_imaps)")
 		}
 		var reject func(net.Conn)
 		if name == ServiceIMAP {
 			// RFC 9051 §7.1.5: BYE as the greeting refuses the session.
 			reject = func(c net.Conn) { _, _ = io.WriteString(c, "* BYE [UNAVAILABLE] too many connections\r\n") }
 		}
-		l = listen.Limit(l, DefaultMaxConnections, DefaultMaxConnectionsPerClient, reject)
+		l = listen.Limit(l, int(cfg.Imapd.MaxConnections), int(cfg.Imapd.MaxConnectionsPerClient), reject)
 		out = append(out, listen.Named{Name: name, Listener: l})
 		return nil
 	}
@@ -210,7 +195,7 @@ func serving(set *listen.Set, haveTLS bool) ([]listen.Named, error) {
 		}
 	}
 	if len(out) == 0 {
-		return nil, errors.New("no listener: use --listen")
+		return nil, errors.New("no listener: set listen_imap or listen_imaps, or use --listen")
 	}
 	return out, nil
 }

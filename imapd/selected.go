@@ -91,7 +91,7 @@ func (ss *session) cmdSelect(c *wire.Command) error {
 	if ss.rev2 {
 		// RFC 9051 §6.3.2: the LIST response with the canonical name.
 		ss.w.Untagged()
-		ss.raw(`LIST () "." `)
+		ss.w.Raw(`LIST () "." `)
 		ss.w.AString(sel.name)
 		ss.w.CRLF()
 	}
@@ -114,7 +114,7 @@ func (ss *session) writeFlags(kw []string) {
 		}
 	}
 	ss.w.Untagged()
-	ss.raw("FLAGS ")
+	ss.w.Raw("FLAGS ")
 	ss.w.Flags(flags)
 	ss.w.CRLF()
 	if ss.sel.readOnly {
@@ -125,9 +125,9 @@ func (ss *session) writeFlags(kw []string) {
 		flags = append(flags, `\*`)
 	}
 	ss.w.Untagged()
-	ss.raw("OK [PERMANENTFLAGS ")
+	ss.w.Raw("OK [PERMANENTFLAGS ")
 	ss.w.Flags(flags)
-	ss.raw("] flags permitted")
+	ss.w.Raw("] flags permitted")
 	ss.w.CRLF()
 }
 
@@ -253,9 +253,9 @@ func (ss *session) sendUpdates(expungeOK bool) {
 				continue
 			}
 			ss.w.Untagged()
-			ss.raw(strconv.Itoa(msn) + " FETCH (UID " + strconv.FormatUint(uint64(ev.uid), 10) + " FLAGS ")
+			ss.w.Raw(strconv.Itoa(msn) + " FETCH (UID " + strconv.FormatUint(uint64(ev.uid), 10) + " FLAGS ")
 			ss.w.Flags(ss.flagNames(v, &v.msgs[j]))
-			ss.raw(")")
+			ss.w.Raw(")")
 			ss.w.CRLF()
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"strings"
 	"sync"
@@ -27,7 +28,9 @@ type Users interface {
 	Mailbox(address string) (root string, ok bool)
 }
 
-// Defaults of the Server fields that mailroom.conf does not set (yet).
+// Defaults of the Server fields left zero. NewServer sets the fields
+// [imapd] configures from mailroom.conf; these are for a Server built
+// directly (tests) and for the fields the config file does not have.
 const (
 	// DefaultLoginTimeout bounds the not-authenticated state: a client
 	// that has not logged in gets a short time to do so.
@@ -45,6 +48,15 @@ const (
 	DefaultMaxAuthDelay = 8 * time.Second
 	// DefaultAppendLimit is the largest message APPEND takes (RFC 7889).
 	DefaultAppendLimit = 50 << 20
+	// DefaultMaxConnectionsPerUser bounds the sessions one user may have
+	// logged in at once in one imapd process. Desktop clients open up to
+	// about five per account (Thunderbird's default), phones and mbsync
+	// one or two each, so 20 leaves room for several devices while a
+	// leaked password or a runaway client cannot take the whole
+	// max_connections. A constant rather than max_connections_per_client:
+	// that one counts a client address, where NAT puts many users behind
+	// one address and one user's devices come from many.
+	DefaultMaxConnectionsPerUser = 20
 	// writeTimeout bounds how long a client may leave a response unread.
 	writeTimeout = 5 * time.Minute
 	// tlsHandshakeTimeout bounds the TLS handshake (imaps and STARTTLS).
@@ -70,6 +82,7 @@ type Server struct {
 	AuthDelay               time.Duration // 0 = DefaultAuthDelay; < 0 = none (tests)
 	MaxAuthDelay            time.Duration // 0 = DefaultMaxAuthDelay
 	AppendLimit             int64         // 0 = DefaultAppendLimit
+	MaxConnectionsPerUser   int           // logged-in sessions per user; 0 = DefaultMaxConnectionsPerUser
 	Logger                  *slog.Logger  // nil = discard
 
 	shutting  atomic.Bool
@@ -78,18 +91,33 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[net.Listener]bool
 	sessions  map[*session]bool
+	perUser   map[string]int // logged-in sessions by Maildir root, under mu
 	wg        sync.WaitGroup
 	views     *registry
 }
 
-// NewServer returns a Server configured from cfg's common keys.
+// NewServer returns a Server configured from cfg: the common
+// plaintext_auth_on_loopback and the [imapd] section. The connection
+// limits of [imapd] apply to listeners (Run wraps them with listen.Limit),
+// not here.
 func NewServer(cfg *config.Config, users func() Users, tlsConfig func() *tls.Config, log *slog.Logger) *Server {
 	return &Server{
 		Users:                   users,
 		TLS:                     tlsConfig,
 		PlaintextAuthOnLoopback: cfg.PlaintextAuthOnLoopback,
+		LoginTimeout:            cfg.Imapd.LoginTimeout,
+		IdleTimeout:             cfg.Imapd.IdleTimeout,
+		MaxBad:                  clampInt(cfg.Imapd.MaxErrors),
+		MaxAuthFailures:         clampInt(cfg.Imapd.MaxAuthFailures),
+		AppendLimit:             cfg.Imapd.AppendLimit,
 		Logger:                  log,
 	}
+}
+
+// clampInt converts a config count to int; the config parser bounds
+// counts, this only keeps a 32-bit int from wrapping.
+func clampInt(n int64) int {
+	return int(min(n, int64(math.MaxInt32)))
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -100,6 +128,7 @@ func (s *Server) init() {
 		s.done = make(chan struct{})
 		s.listeners = map[net.Listener]bool{}
 		s.sessions = map[*session]bool{}
+		s.perUser = map[string]int{}
 		s.views = newRegistry()
 		if s.Logger == nil {
 			s.Logger = slog.New(slog.DiscardHandler)
@@ -212,6 +241,30 @@ func (s *Server) idleTimeout() time.Duration  { return orDuration(s.IdleTimeout,
 func (s *Server) loginTimeout() time.Duration { return orDuration(s.LoginTimeout, DefaultLoginTimeout) }
 func (s *Server) maxBad() int                 { return orInt(s.MaxBad, DefaultMaxBad) }
 func (s *Server) maxAuthFailures() int        { return orInt(s.MaxAuthFailures, DefaultMaxAuthFailures) }
+func (s *Server) maxPerUser() int {
+	return orInt(s.MaxConnectionsPerUser, DefaultMaxConnectionsPerUser)
+}
+
+// claimUser counts one more logged-in session of the mailbox root; false
+// (and nothing counted) when the user already has the most allowed.
+func (s *Server) claimUser(root string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perUser[root] >= s.maxPerUser() {
+		return false
+	}
+	s.perUser[root]++
+	return true
+}
+
+// releaseUser undoes claimUser when the session ends.
+func (s *Server) releaseUser(root string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perUser[root]--; s.perUser[root] <= 0 {
+		delete(s.perUser, root)
+	}
+}
 func (s *Server) appendLimit() int64 {
 	if s.AppendLimit > 0 {
 		return s.AppendLimit

@@ -48,7 +48,6 @@ type session struct {
 	remote net.Addr
 
 	br *bufio.Reader
-	bw *bufio.Writer // under w: raw text the wire.Writer has no method for
 	r  *wire.Reader
 	w  *wire.Writer
 
@@ -75,8 +74,7 @@ func newSession(s *Server, c net.Conn) *session {
 func (ss *session) setWire(c net.Conn) {
 	ss.wire = c
 	ss.br = bufio.NewReaderSize(readerFunc(ss.read), 16<<10)
-	ss.bw = bufio.NewWriterSize(writerFunc(ss.write), 32<<10)
-	ss.w = wire.NewWriter(ss.bw)
+	ss.w = wire.NewWriter(bufio.NewWriterSize(writerFunc(ss.write), 32<<10))
 	ss.w.SetUTF8(ss.utf8)
 	nonSync := wire.LiteralPlus
 	ss.r = wire.NewReader(ss.br, wire.Options{
@@ -132,8 +130,13 @@ func (ss *session) run(implicitTLS bool) {
 	start := time.Now()
 	ss.log.Info("connect", "remote", ss.remote.String(), "tls", implicitTLS)
 	err := ss.serveRecover(implicitTLS)
-	_ = ss.w.Flush() // the last response, best effort
 	ss.unselect()
+	if ss.root != "" {
+		ss.srv.releaseUser(ss.root)
+	}
+	// The last response, best effort; after the release, so a client
+	// that has read its LOGOUT reply may log in again at once.
+	_ = ss.w.Flush()
 	if cerr := ss.conn.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) && err == nil {
 		err = cerr
 	}
@@ -262,14 +265,9 @@ func (ss *session) handshake() error {
 	return nil
 }
 
-// raw writes text the wire.Writer has no element for (a FETCH item name
-// such as BODY[HEADER.FIELDS (FROM)]<0>); callers pass only text they
-// built from the grammar.
-func (ss *session) raw(s string) { _, _ = ss.bw.WriteString(s) }
-
 // untagged writes "* " + text + CRLF for text built from the grammar.
 func (ss *session) untagged(text string) {
 	ss.w.Untagged()
-	ss.raw(text)
+	ss.w.Raw(text)
 	ss.w.CRLF()
 }

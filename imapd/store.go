@@ -106,13 +106,13 @@ func (ss *session) cmdStore(c *wire.Command) error {
 			continue
 		}
 		ss.w.Untagged()
-		ss.raw(strconv.Itoa(r.msn) + " FETCH (")
+		ss.w.Raw(strconv.Itoa(r.msn) + " FETCH (")
 		if c.UID {
-			ss.raw("UID " + strconv.FormatUint(uint64(r.uid), 10) + " ")
+			ss.w.Raw("UID " + strconv.FormatUint(uint64(r.uid), 10) + " ")
 		}
-		ss.raw("FLAGS ")
+		ss.w.Raw("FLAGS ")
 		ss.w.Flags(ss.flagNames(v, &v.msgs[i]))
-		ss.raw(")")
+		ss.w.Raw(")")
 		ss.w.CRLF()
 	}
 	return nil

@@ -291,6 +291,10 @@ func (v *view) keywordNames() ([]string, uint64) {
 
 // startIdle makes sure a watcher reports changes by other processes while
 // a session idles (RFC 2177): inotify through the engine, not polling.
+// watchMailbox starts the inotify watcher of a view; a variable so that
+// a test can make it fail as an exhausted inotify limit does.
+var watchMailbox = (*maildir.Mailbox).Watch
+
 func (v *view) startIdle() error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -298,7 +302,7 @@ func (v *view) startIdle() error {
 	if v.watcher != nil {
 		return nil
 	}
-	w, err := v.mbox.Watch()
+	w, err := watchMailbox(v.mbox)
 	if err != nil {
 		v.idlers--
 		return fmt.Errorf("watch %s: %w", v.path, err)

@@ -115,6 +115,10 @@ listen_submissions = 127.0.0.1:$SUBMISSIONS_PORT
 [pop3d]
 listen_pop3 = 127.0.0.1:$POP3_PORT
 listen_pop3s = 127.0.0.1:$POP3S_PORT
+
+[imapd]
+listen_imap = 127.0.0.1:$IMAP_PORT
+listen_imaps = 127.0.0.1:$IMAPS_PORT
 EOF
 else
 	say "keeping your edited $conf"
@@ -247,11 +251,12 @@ daemon deliver --queue
 if [ "$tls" = on ]; then
 	daemon smtpd
 	daemon pop3d
+	daemon imapd
 else
 	daemon smtpd --listen smtp=127.0.0.1:$SMTP_PORT
 	daemon pop3d --listen pop3=127.0.0.1:$POP3_PORT
+	daemon imapd --listen imap=127.0.0.1:$IMAP_PORT
 fi
-# imapd (IMAP $IMAP_PORT, IMAPS $IMAPS_PORT) joins here once it is written.
 
 # --- the welcome message ----------------------------------------------------
 
@@ -287,7 +292,7 @@ mailroom is running from $top
   TLS        $(if [ "$tls" = on ]; then echo "run/tls/cert.pem (give it to clients as the trust anchor), run/tls/key.pem"; else echo "off (no openssl)"; fi)
   ports      SMTP $SMTP_PORT, submission $SUBMISSION_PORT, submissions $SUBMISSIONS_PORT,
              IMAP $IMAP_PORT, IMAPS $IMAPS_PORT, POP3 $POP3_PORT, POP3S $POP3S_PORT
-             (running: ${names[*]:-none}; IMAP comes with imapd)
+             (running: ${names[*]:-none})
 
 Try it:
   swaks --server 127.0.0.1:$SMTP_PORT --to $DEMO

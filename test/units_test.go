@@ -7,7 +7,8 @@ package test
 //     broken unit;
 //   - every Accept=no socket names a service unit that exists and pulls it
 //     in, and its FileDescriptorName is one of the names the daemons know
-//     (internal/listen: smtp, submission, submissions, pop3, pop3s), each
+//     (internal/listen: smtp, submission, submissions, pop3, pop3s, imap,
+//     imaps), each
 //     name exactly once, on its well-known port;
 //   - every Accept=yes socket has its template, whose --service matches the
 //     port, and systemd's connection limits equal the daemon's defaults;
@@ -66,6 +67,8 @@ var listenerServices = []listenerService{
 	{"submissions", "smtpd", 465},
 	{"pop3", "pop3d", 110},
 	{"pop3s", "pop3d", 995},
+	{"imap", "imapd", 143},
+	{"imaps", "imapd", 993},
 }
 
 func serviceNamed(name string) (listenerService, bool) {
@@ -117,9 +120,10 @@ func profiles(cfg *config.Config) map[string]programProfile {
 		// passwd file and the TLS key (privs.MailIDs, docs/security.md).
 		// smtpd: its own user.
 		"smtpd": {cfg.Smtpd.User, cfg.Smtpd.User, nil, []string{cfg.SpoolDir}},
-		// pop3d and deliver --queue: the owner of mail_root, as they make
-		// themselves when started as root.
+		// pop3d, imapd and deliver --queue: the owner of mail_root, as
+		// they make themselves when started as root.
 		"pop3d":   {mailOwner, cfg.Smtpd.User, nil, []string{cfg.MailRoot}},
+		"imapd":   {mailOwner, cfg.Smtpd.User, nil, []string{cfg.MailRoot}},
 		"deliver": {mailOwner, cfg.Smtpd.User, nil, []string{cfg.SpoolDir, cfg.MailRoot}},
 	}
 }
@@ -409,6 +413,7 @@ func TestPerConnectionSockets(t *testing.T) {
 	limits := map[string][2]int64{
 		"smtpd": {cfg.Smtpd.MaxConnections, cfg.Smtpd.MaxConnectionsPerClient},
 		"pop3d": {cfg.Pop3d.MaxConnections, cfg.Pop3d.MaxConnectionsPerClient},
+		"imapd": {cfg.Imapd.MaxConnections, cfg.Imapd.MaxConnectionsPerClient},
 	}
 	units := loadUnits(t, perConnectionDir)
 	mains := loadUnits(t, unitsDir)
@@ -724,8 +729,9 @@ func TestXinetd(t *testing.T) {
 	limits := map[string][2]int64{
 		"smtpd": {cfg.Smtpd.MaxConnections, cfg.Smtpd.MaxConnectionsPerClient},
 		"pop3d": {cfg.Pop3d.MaxConnections, cfg.Pop3d.MaxConnectionsPerClient},
+		"imapd": {cfg.Imapd.MaxConnections, cfg.Imapd.MaxConnectionsPerClient},
 	}
-	for _, prog := range []string{"smtpd", "pop3d"} {
+	for _, prog := range []string{"smtpd", "pop3d", "imapd"} {
 		path := filepath.Join(xinetdDir, "mailroom-"+prog)
 		var got, want []string
 		for _, s := range listenerServices {
@@ -844,9 +850,10 @@ func TestMain(m *testing.M) { testutil.RunMain(m) }
 // TestInetdLinesServe runs every line of etc/inetd.conf as inetd would (the
 // connection on standard input and output, the line's argv, only --config
 // pointed at a test configuration) against the real programs: each greets
-// in its protocol, over TLS for submissions and pop3s, and ends at QUIT.
+// in its protocol, over TLS for submissions, pop3s and imaps, and ends at
+// QUIT (LOGOUT).
 func TestInetdLinesServe(t *testing.T) {
-	bins := testutil.BuildBinaries(t, "mailroom/cmd/smtpd", "mailroom/cmd/pop3d")
+	bins := testutil.BuildBinaries(t, "mailroom/cmd/smtpd", "mailroom/cmd/pop3d", "mailroom/cmd/imapd")
 	mailRoot := testutil.TempMaildirRoot(t)
 	uid, gid := testutil.ShareMailRoot(t, mailRoot)
 	dir := filepath.Dir(mailRoot)
@@ -883,7 +890,10 @@ func TestInetdLinesServe(t *testing.T) {
 	if !roots.AppendCertsFromPEM(pem) {
 		t.Fatal("cannot load the test certificate")
 	}
-	replies := map[string][2]string{"smtpd": {"220 ", "221 "}, "pop3d": {"+OK ", "+OK"}}
+	// Per program: the greeting, the command that ends the session and
+	// its reply.
+	replies := map[string][3]string{"smtpd": {"220 ", "QUIT", "221 "}, "pop3d": {"+OK ", "QUIT", "+OK"},
+		"imapd": {"* OK ", "a LOGOUT", "* BYE "}}
 	for _, l := range loadInetdConf(t) {
 		t.Run(l.service, func(t *testing.T) {
 			prog := filepath.Base(l.program)
@@ -894,7 +904,7 @@ func TestInetdLinesServe(t *testing.T) {
 			}
 			args[i+1] = confPath
 			client := serveInetd(t, bins[prog], args)
-			if l.service == "submissions" || l.service == "pop3s" { // implicit TLS, RFC 8314
+			if l.service == "submissions" || l.service == "pop3s" || l.service == "imaps" { // implicit TLS, RFC 8314
 				client = tls.Client(client, &tls.Config{ServerName: "localhost", RootCAs: roots})
 			}
 			r := bufio.NewReader(client)
@@ -902,11 +912,11 @@ func TestInetdLinesServe(t *testing.T) {
 			if line, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(line, want[0]) {
 				t.Fatalf("greeting %q (%v), want %q...", line, err, want[0])
 			}
-			if _, err := io.WriteString(client, "QUIT\r\n"); err != nil {
+			if _, err := io.WriteString(client, want[1]+"\r\n"); err != nil {
 				t.Fatal(err)
 			}
-			if line, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(line, want[1]) {
-				t.Fatalf("QUIT: %q (%v), want %q...", line, err, want[1])
+			if line, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(line, want[2]) {
+				t.Fatalf("%s: %q (%v), want %q...", want[1], line, err, want[2])
 			}
 		})
 	}

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bufio"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"strconv"
@@ -205,6 +206,23 @@ func (w *Writer) Continue(text string) error {
 	w.CRLF()
 	return w.Flush()
 }
+
+// Challenge writes a SASL continuation "+ " followed by data in base64
+// and flushes it (RFC 9051 §6.2.2, §9 continue-req). Empty data is the
+// empty challenge "+ " that AUTHENTICATE PLAIN sends: base64 may be empty,
+// resp-text may not, so Continue cannot send it.
+func (w *Writer) Challenge(data []byte) error {
+	w.bw.WriteString("+ ")
+	w.bw.WriteString(base64.StdEncoding.EncodeToString(data))
+	w.CRLF()
+	return w.Flush()
+}
+
+// Raw writes s as it is. It is for response text the caller has built
+// from the grammar and the element methods do not cover, such as a FETCH
+// item name with its section, "BODY[HEADER.FIELDS (FROM)]<0>"; never for
+// client or message data.
+func (w *Writer) Raw(s string) { w.bw.WriteString(s) }
 
 // WriteError answers a protocol error: "tag BAD [code] text", or "* BAD"
 // when the tag is unknown. When e.Fatal the session then sends BYE and

@@ -18,6 +18,8 @@ MANDIR     ?= $(PREFIX)/share/man
 SYSCONFDIR ?= /etc
 UNITDIR    ?= /lib/systemd/system
 DESTDIR    ?=
+TMPFILESDIR ?= /usr/lib/tmpfiles.d
+DOCDIR     ?= $(PREFIX)/share/doc/mailroom
 
 # Every directory under cmd/ is a program; all of them are system
 # administration commands or daemons, so all go to sbin (DESIGN.md §2).
@@ -67,6 +69,16 @@ install: build
 	$(if $(MAN8),install -m 0644 $(MAN8) $(DESTDIR)$(MANDIR)/man8/)
 	$(if $(UNITS),install -d $(DESTDIR)$(UNITDIR))
 	$(if $(UNITS),install -m 0644 $(UNITS) $(DESTDIR)$(UNITDIR)/)
+	install -d $(DESTDIR)$(TMPFILESDIR)
+	install -m 0644 etc/tmpfiles.d/mailroom.conf $(DESTDIR)$(TMPFILESDIR)/mailroom.conf
+	@# Examples the admin copies by hand: fail2ban, inetd, per-connection units.
+	install -d $(DESTDIR)$(DOCDIR)/examples/fail2ban/filter.d $(DESTDIR)$(DOCDIR)/examples/fail2ban/jail.d \
+		$(DESTDIR)$(DOCDIR)/examples/xinetd.d $(DESTDIR)$(DOCDIR)/examples/systemd-per-connection
+	install -m 0644 etc/fail2ban/filter.d/mailroom.conf $(DESTDIR)$(DOCDIR)/examples/fail2ban/filter.d/
+	install -m 0644 etc/fail2ban/jail.d/mailroom.conf $(DESTDIR)$(DOCDIR)/examples/fail2ban/jail.d/
+	install -m 0644 etc/inetd.conf $(DESTDIR)$(DOCDIR)/examples/
+	install -m 0644 etc/xinetd.d/* $(DESTDIR)$(DOCDIR)/examples/xinetd.d/
+	install -m 0644 etc/systemd/per-connection/* $(DESTDIR)$(DOCDIR)/examples/systemd-per-connection/
 	@# The units name /usr/sbin; point them at where the programs went.
 	$(if $(UNITS),sed -i 's#/usr/sbin/#$(SBINDIR)/#' $(addprefix $(DESTDIR)$(UNITDIR)/,$(notdir $(UNITS))))
 	@if [ -f etc/mailroom.conf ] && [ ! -e $(DESTDIR)$(SYSCONFDIR)/mailroom/mailroom.conf ]; then \

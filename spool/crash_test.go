@@ -132,13 +132,15 @@ func runCrashChild(t *testing.T, s *Spool, step string) {
 	}
 }
 
-// tmpDataBytes totals the data files under tmp/.
+// tmpDataBytes totals the content (what follows the head) of the files
+// under tmp/.
 func tmpDataBytes(s *Spool) int64 {
 	var n int64
 	ents, _ := os.ReadDir(s.path(dirTmp))
 	for _, e := range ents {
-		if fi, err := os.Stat(filepath.Join(s.path(dirTmp), e.Name(), fileData)); err == nil {
-			n += fi.Size()
+		data, err := os.ReadFile(filepath.Join(s.path(dirTmp), e.Name()))
+		if end := bytes.Index(data, []byte("\n\n")); err == nil && end >= 0 {
+			n += int64(len(data) - end - 2)
 		}
 	}
 	return n
@@ -180,6 +182,10 @@ func TestCrash(t *testing.T) {
 				if n := entries(t, s.path(d)); len(n) != 0 {
 					t.Errorf("%s/ holds %v after a sweep", d, n)
 				}
+			}
+			// A state file stays exactly while its message does.
+			if n := entries(t, s.path(dirState)); len(n) != 0 && !(tc.visible && tc.status == StatusDelivered) {
+				t.Errorf("state/ holds %v after a sweep", n)
 			}
 			if err := checkAfterCrash(s, tc.visible, tc.status); err != nil {
 				t.Fatalf("after the sweep: %v", err)

@@ -8,10 +8,16 @@ import (
 	"time"
 )
 
-// envelopeMagic is the first line of every envelope; the number is the
-// format version. A reader refuses any other version: a field it does not
-// know might be one it must not ignore.
-const envelopeMagic = "mailroom-envelope 1"
+// The first line of every envelope names its format version. A reader
+// refuses any other version: a field it does not know might be one it must
+// not ignore. Version 2 is the head of a queue file and has no size line
+// (the data is the rest of the file); version 1 is the envelope file of the
+// old one-directory-per-message layout, which still carries the size, and
+// the head of a maildrop file, whose format did not change.
+const (
+	envelopeMagic1 = "mailroom-envelope 1"
+	envelopeMagic2 = "mailroom-envelope 2"
+)
 
 // Origin says how a message entered the spool, and so which identity the
 // envelope carries.
@@ -88,21 +94,32 @@ type Envelope struct {
 	SMTPUTF8 bool   // RFC 6531 SMTPUTF8 was given
 	Ret      Ret    // DSN RET
 	EnvID    string // DSN ENVID, xtext-decoded (RFC 3461 §4.4)
-	Size     int64  // bytes in data; set by the spool at Commit
+	Size     int64  // bytes of content; set by the spool at Commit and when read
 
 	Sender     string // reverse-path without brackets; "" is the null sender
 	Recipients []Recipient
 }
 
-// envelopeKind selects which fields a file may hold: the queue's envelope
-// file, or the head of a maildrop file, where everything the spool itself
-// establishes (arrival, size) or that only smtpd knows is forbidden.
+// envelopeKind selects the version and which fields a file may hold: the
+// head of a queue file; the envelope file of an old-layout queue directory,
+// which also records the size; or the head of a maildrop file, where
+// everything the spool itself establishes (arrival, size) or that only
+// smtpd knows is forbidden.
 type envelopeKind int
 
 const (
-	kindQueue envelopeKind = iota
-	kindDrop
+	kindQueue    envelopeKind = iota // version 2, written by MarshalText
+	kindQueueDir                     // version 1, only read (and by tests written)
+	kindDrop                         // version 1, without arrived and size
 )
+
+// magic is the first line of a file of kind k.
+func (k envelopeKind) magic() string {
+	if k == kindQueue {
+		return envelopeMagic2
+	}
+	return envelopeMagic1
+}
 
 // Validate checks what the format cannot express and what every consumer
 // relies on.
@@ -123,7 +140,7 @@ func (e *Envelope) validate(kind envelopeKind) error {
 	default:
 		return fmt.Errorf("spool: envelope: origin %q is neither smtp nor local", e.Origin)
 	}
-	if kind == kindQueue && e.Arrived.IsZero() {
+	if kind != kindDrop && e.Arrived.IsZero() {
 		return fmt.Errorf("spool: envelope: no arrival time")
 	}
 	if kind == kindDrop && (!e.Arrived.IsZero() || e.Size != 0 || e.Origin != OriginLocal) {
@@ -173,8 +190,9 @@ func (r *Recipient) validate() error {
 	return nil
 }
 
-// MarshalText returns the envelope file: the magic line, one line per
-// field in a fixed order, and a terminating empty line.
+// MarshalText returns the head of a queue file: the magic line (version
+// 2), one line per field in a fixed order, and a terminating empty line.
+// Size is not written: the content is what follows the head.
 func (e *Envelope) MarshalText() ([]byte, error) {
 	return e.marshal(kindQueue)
 }
@@ -190,9 +208,9 @@ func (e *Envelope) marshal(kind envelopeKind) ([]byte, error) {
 			line(key, encodeValue(value))
 		}
 	}
-	b.WriteString(envelopeMagic + "\n")
+	b.WriteString(kind.magic() + "\n")
 	line("origin", string(e.Origin))
-	if kind == kindQueue {
+	if kind != kindDrop {
 		line("arrived", formatTime(e.Arrived))
 	}
 	if e.Origin == OriginLocal {
@@ -210,7 +228,7 @@ func (e *Envelope) marshal(kind envelopeKind) ([]byte, error) {
 	}
 	opt("ret", string(e.Ret))
 	opt("envid", e.EnvID)
-	if kind == kindQueue {
+	if kind == kindQueueDir {
 		line("size", strconv.FormatInt(e.Size, 10))
 	}
 	line("sender", bracket(e.Sender))
@@ -284,14 +302,28 @@ func parseNotify(s string) (Notify, error) {
 	return n, nil
 }
 
-// ParseEnvelope reads an envelope file as MarshalText writes it; anything
-// else is an error. The file must end right after the empty line.
+// ParseEnvelope reads the head of a queue file as MarshalText writes it
+// (version 2, Size left zero), or the envelope file of an old-layout queue
+// directory (version 1, with its size); anything else is an error. The
+// data must end right after the empty line.
 func ParseEnvelope(data []byte) (Envelope, error) {
+	env, _, err := parseEnvelopeFile(data)
+	return env, err
+}
+
+// parseEnvelopeFile is ParseEnvelope, also returning which kind of file
+// the data was.
+func parseEnvelopeFile(data []byte) (Envelope, envelopeKind, error) {
 	end := bytes.Index(data, []byte("\n\n"))
 	if end < 0 || end+2 != len(data) {
-		return Envelope{}, fmt.Errorf("%w: envelope must end with one empty line", ErrSyntax)
+		return Envelope{}, 0, fmt.Errorf("%w: envelope must end with one empty line", ErrSyntax)
 	}
-	return parseEnvelope(data[:end+1], kindQueue)
+	kind := kindQueue
+	if bytes.HasPrefix(data, []byte(envelopeMagic1+"\n")) {
+		kind = kindQueueDir
+	}
+	env, err := parseEnvelope(data[:end+1], kind)
+	return env, kind, err
 }
 
 // parseEnvelope parses the envelope's lines (up to and including the LF of
@@ -301,8 +333,8 @@ func parseEnvelope(data []byte, kind envelopeKind) (Envelope, error) {
 	if err != nil {
 		return Envelope{}, err
 	}
-	if lines[0] != envelopeMagic {
-		return Envelope{}, fmt.Errorf("%w: first line %q, want %q", ErrSyntax, truncate(lines[0]), envelopeMagic)
+	if lines[0] != kind.magic() {
+		return Envelope{}, fmt.Errorf("%w: first line %q, want %q", ErrSyntax, truncate(lines[0]), kind.magic())
 	}
 	var p envelopeParser
 	p.kind = kind
@@ -346,8 +378,11 @@ var fieldOrder = []string{"origin", "arrived", "uid", "auth", "client-addr", "cl
 
 func (p *envelopeParser) required() []string {
 	req := []string{"origin", "body", "sender", "rcpt"}
-	if p.kind == kindQueue {
-		req = append(req, "arrived", "size")
+	if p.kind != kindDrop {
+		req = append(req, "arrived")
+	}
+	if p.kind == kindQueueDir {
+		req = append(req, "size")
 	}
 	if p.env.Origin == OriginLocal {
 		req = append(req, "uid")
@@ -396,7 +431,7 @@ func (p *envelopeParser) field(key, value string) error {
 			return fmt.Errorf("%w: origin %q", ErrSyntax, value)
 		}
 	case "arrived":
-		if p.kind != kindQueue {
+		if p.kind == kindDrop {
 			return fmt.Errorf("%w: arrived is set by the spool", ErrSyntax)
 		}
 		e.Arrived, err = parseTime(value)
@@ -428,8 +463,8 @@ func (p *envelopeParser) field(key, value string) error {
 	case "envid":
 		e.EnvID, err = decodeValue(value)
 	case "size":
-		if p.kind != kindQueue {
-			return fmt.Errorf("%w: size is set by the spool", ErrSyntax)
+		if p.kind != kindQueueDir {
+			return fmt.Errorf("%w: size is set by the spool (version 1 queue envelopes only)", ErrSyntax)
 		}
 		var n uint64
 		n, err = parseDecimal(value, 63)

@@ -32,7 +32,8 @@ func localEnvelope() Envelope {
 		Sender: "", Recipients: []Recipient{{Addr: "root@localhost"}}}
 }
 
-const smtpEnvelopeText = `mailroom-envelope 1
+// smtpEnvelopeText is smtpEnvelope as the head of a queue file.
+const smtpEnvelopeText = `mailroom-envelope 2
 origin smtp
 arrived 2025-11-23T21:56:00.123456Z
 auth alice@example.org
@@ -45,13 +46,18 @@ body 8bitmime
 smtputf8 yes
 ret hdrs
 envid QQ314159
-size 1234
 sender <alice@example.org>
 rcpt <bob@example.net> notify=success,failure orcpt=rfc822;bob@example.net
 rcpt <jörg@bücher.example> notify=never
 rcpt <carol@example.com>
 
 `
+
+// legacyEnvelopeText is smtpEnvelope as the envelope file of an old-layout
+// queue directory (version 1, with the size).
+var legacyEnvelopeText = strings.Replace(strings.Replace(smtpEnvelopeText,
+	"mailroom-envelope 2", "mailroom-envelope 1", 1),
+	"envid QQ314159\n", "envid QQ314159\nsize 1234\n", 1)
 
 func TestEnvelopeGolden(t *testing.T) {
 	env := smtpEnvelope()
@@ -65,6 +71,28 @@ func TestEnvelopeGolden(t *testing.T) {
 	back, err := ParseEnvelope(got)
 	if err != nil {
 		t.Fatal(err)
+	}
+	want := env
+	want.Size = 0 // not in a version 2 head: the rest of the file is the content
+	if !reflect.DeepEqual(back, want) {
+		t.Errorf("round trip:\n got %+v\nwant %+v", back, want)
+	}
+}
+
+// TestLegacyEnvelopeGolden: the version 1 envelope of the old layout is
+// still read, size included.
+func TestLegacyEnvelopeGolden(t *testing.T) {
+	env := smtpEnvelope()
+	got, err := env.marshal(kindQueueDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != legacyEnvelopeText {
+		t.Errorf("marshal(kindQueueDir):\n%s\nwant:\n%s", got, legacyEnvelopeText)
+	}
+	back, kind, err := parseEnvelopeFile(got)
+	if err != nil || kind != kindQueueDir {
+		t.Fatalf("parse: kind %v, %v", kind, err)
 	}
 	if !reflect.DeepEqual(back, env) {
 		t.Errorf("round trip:\n got %+v\nwant %+v", back, env)
@@ -95,6 +123,7 @@ func TestEnvelopeNoInjection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	env.Size = 0
 	if !reflect.DeepEqual(back, env) {
 		t.Errorf("round trip:\n got %+v\nwant %+v", back, env)
 	}
@@ -145,16 +174,19 @@ func TestParseEnvelopeErrors(t *testing.T) {
 		{"empty", "", "empty line"},
 		{"no blank line", strings.TrimSuffix(good, "\n"), "empty line"},
 		{"trailing data", good + "x", "empty line"},
-		{"version 2", strings.Replace(good, "envelope 1", "envelope 2", 1), "first line"},
+		{"version 3", strings.Replace(good, "envelope 2", "envelope 3", 1), "first line"},
+		{"size in version 2", strings.Replace(good, "sender", "size 1234\nsender", 1), "size"},
+		{"v1 missing size", strings.Replace(legacyEnvelopeText, "size 1234\n", "", 1), "no size"},
+		{"v1 non-canonical size", strings.Replace(legacyEnvelopeText, "size 1234", "size 01234", 1), "number"},
+		{"v1 negative size", strings.Replace(legacyEnvelopeText, "size 1234", "size -1", 1), "number"},
+		{"v1 missing arrived", strings.Replace(legacyEnvelopeText, "arrived 2025-11-23T21:56:00.123456Z\n", "", 1), "no arrived"},
 		{"CRLF", strings.ReplaceAll(good, "\n", "\r\n"), "empty line"},
 		{"CR in line", strings.Replace(good, "helo mail", "helo\rmail", 1), "CR"},
 		{"unknown key", strings.Replace(good, "proto", "protocol", 1), "unknown key"},
 		{"repeated key", strings.Replace(good, "body 8bitmime\n", "body 8bitmime\nbody 8bitmime\n", 1), "repeated"},
 		{"out of order", strings.Replace(good, "origin smtp\narrived 2025-11-23T21:56:00.123456Z\n", "arrived 2025-11-23T21:56:00.123456Z\norigin smtp\n", 1), "order"},
-		{"missing size", strings.Replace(good, "size 1234\n", "", 1), "no size"},
+		{"missing arrived", strings.Replace(good, "arrived 2025-11-23T21:56:00.123456Z\n", "", 1), "no arrived"},
 		{"missing rcpt", good[:strings.Index(good, "rcpt")] + "\n", "no rcpt"},
-		{"non-canonical size", strings.Replace(good, "size 1234", "size 01234", 1), "number"},
-		{"negative size", strings.Replace(good, "size 1234", "size -1", 1), "number"},
 		{"local time", strings.Replace(good, "21:56:00.123456Z", "22:56:00.123456+01:00", 1), "canonical"},
 		{"lower-case escape", strings.Replace(good, "%20", "%2a", 1), "escape"},
 		{"needless escape", strings.Replace(good, "helo mail", "helo %6Dail", 1), "canonical"},
@@ -310,16 +342,18 @@ func FuzzParseEnvelope(f *testing.F) {
 	text, _ := local.MarshalText()
 	f.Add(text)
 	f.Add([]byte("mailroom-envelope 1\norigin local\n\n"))
+	f.Add([]byte(legacyEnvelopeText))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		env, err := ParseEnvelope(data)
+		env, kind, err := parseEnvelopeFile(data)
 		if err != nil {
 			if !errors.Is(err, ErrSyntax) {
 				t.Fatalf("error without ErrSyntax: %v", err)
 			}
 			return
 		}
-		// Strictness: what parses is exactly what MarshalText writes.
-		again, err := env.MarshalText()
+		// Strictness: what parses is exactly what the writer of that
+		// version writes (MarshalText for version 2).
+		again, err := env.marshal(kind)
 		if err != nil {
 			t.Fatalf("parsed envelope does not marshal: %v", err)
 		}

@@ -225,7 +225,7 @@ func (s *Spool) Pickup(id ID) (ID, error) {
 		}
 		// Picked up before, and the crash came before the unlink below;
 		// or another owner's message has this id (then refuse).
-		prev, perr := readEnvelope(s.path(dirQueue, string(id)), id)
+		prev, _, perr := s.readEntry(id)
 		if perr != nil || prev.Origin != OriginLocal || prev.UID != st.Uid {
 			return "", s.refuse(id, path, "id already queued by someone else", true)
 		}
@@ -240,7 +240,8 @@ func (s *Spool) Pickup(id ID) (ID, error) {
 }
 
 // createFresh is create, after clearing a tmp/<id> that an earlier,
-// interrupted pickup of the same drop left.
+// interrupted pickup of the same drop left (a file, or an old-layout
+// directory).
 func (s *Spool) createFresh(env Envelope, id ID) (*Writer, error) {
 	if err := os.RemoveAll(s.path(dirTmp, string(id))); err != nil {
 		return nil, fmt.Errorf("spool maildrop %s: %w", id, err)

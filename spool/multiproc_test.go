@@ -131,7 +131,7 @@ func TestConcurrentWritersOneConsumer(t *testing.T) {
 	if want := writerProcs * writerMessages; acked != want || len(consumed) != want {
 		t.Errorf("%d acknowledged, %d consumed, want %d", acked, len(consumed), want)
 	}
-	for _, d := range []string{dirTmp, dirQueue, dirTrash, dirMaildrop} {
+	for _, d := range []string{dirTmp, dirQueue, dirState, dirTrash, dirMaildrop} {
 		if n := entries(t, s.path(d)); len(n) != 0 {
 			t.Errorf("%s/ holds %v at the end", d, n)
 		}

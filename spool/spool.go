@@ -17,14 +17,17 @@ import (
 const (
 	dirTmp      = "tmp"
 	dirQueue    = "queue"
+	dirState    = "state"
 	dirTrash    = "trash"
 	dirCorrupt  = "corrupt"
 	dirMaildrop = "maildrop"
 
+	fileLock = "consumer.lock"
+
+	// The files of an old-layout message directory, queue/<id>/.
 	fileEnvelope = "envelope"
 	fileData     = "data"
 	fileState    = "state"
-	fileLock     = "consumer.lock"
 
 	modeRoot     = 0o711
 	modeDir      = os.ModeSetgid | 0o770
@@ -35,8 +38,9 @@ const (
 // ErrNotFound is wrapped when a queue id names no message in queue/.
 var ErrNotFound = errors.New("spool: no such message")
 
-// ErrCorrupt is wrapped when a queued message is inconsistent (data size
-// differs from the envelope's, state for another number of recipients).
+// ErrCorrupt is wrapped when a queued message is inconsistent (a head that
+// does not parse, state for another number of recipients, an old-layout
+// data file whose size differs from its envelope's).
 var ErrCorrupt = errors.New("spool: corrupt message")
 
 // crashPoint is called at each step of a commit, a state change and a
@@ -49,6 +53,9 @@ var crashPoint = func(step string) {}
 // SetState, Remove, Pickup and SweepTmp.
 type Spool struct {
 	dir string
+	// queueSync group-commits the fsyncs of queue/ after commits: the
+	// writers of one process (smtpd's sessions) share them.
+	queueSync *fsx.DirSyncer
 }
 
 // Setup creates the layout under dir with the modes of the package comment,
@@ -62,7 +69,7 @@ func Setup(dir string) error {
 	dirs := []struct {
 		name string
 		mode os.FileMode
-	}{{dirTmp, modeDir}, {dirQueue, modeDir}, {dirTrash, modeDir}, {dirCorrupt, modeDir}, {dirMaildrop, modeMaildrop}}
+	}{{dirTmp, modeDir}, {dirQueue, modeDir}, {dirState, modeDir}, {dirTrash, modeDir}, {dirCorrupt, modeDir}, {dirMaildrop, modeMaildrop}}
 	for _, d := range dirs {
 		if err := ensureDir(filepath.Join(dir, d.name), d.mode); err != nil {
 			return err
@@ -78,7 +85,7 @@ func Setup(dir string) error {
 // Symbolic links are not followed.
 func SetOwner(dir string, uid, gid int) error {
 	paths := []string{dir}
-	for _, d := range []string{dirTmp, dirQueue, dirTrash, dirCorrupt, dirMaildrop, fileLock} {
+	for _, d := range []string{dirTmp, dirQueue, dirState, dirTrash, dirCorrupt, dirMaildrop, fileLock} {
 		paths = append(paths, filepath.Join(dir, d))
 	}
 	for _, p := range paths {
@@ -127,7 +134,7 @@ func Open(dir string) (*Spool, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("spool: %s is not a directory", dir)
 	}
-	return &Spool{dir: dir}, nil
+	return &Spool{dir: dir, queueSync: fsx.NewDirSyncer(filepath.Join(dir, dirQueue))}, nil
 }
 
 // Dir returns the spool's directory.
@@ -159,107 +166,6 @@ func listIDs(dir string) ([]ID, error) {
 	return ids, nil
 }
 
-// Message is one acknowledged message as read from queue/.
-type Message struct {
-	ID       ID
-	Envelope Envelope
-	States   []RcptState // one per Envelope.Recipients, in order
-	dir      string
-}
-
-// Finished reports whether every recipient is delivered or failed, so the
-// message may be removed.
-func (m *Message) Finished() bool {
-	for _, st := range m.States {
-		if !st.Status.Final() {
-			return false
-		}
-	}
-	return true
-}
-
-// OpenData opens the message content for reading.
-func (m *Message) OpenData() (*os.File, error) {
-	f, err := os.Open(filepath.Join(m.dir, fileData))
-	if err != nil {
-		return nil, fmt.Errorf("spool %s: %w", m.ID, err)
-	}
-	return f, nil
-}
-
-// maxEnvelopeFile bounds what is read of an envelope or state file.
-const maxEnvelopeFile = 64 << 20
-
-// Message reads the message id: its envelope, its recipients' states, and
-// a check that the data file has the size the envelope records.
-func (s *Spool) Message(id ID) (*Message, error) {
-	if _, err := ParseID(string(id)); err != nil {
-		return nil, err
-	}
-	dir := s.path(dirQueue, string(id))
-	env, err := readEnvelope(dir, id)
-	if err != nil {
-		return nil, err
-	}
-	m := &Message{ID: id, Envelope: env, dir: dir}
-	data, err := readSmallFile(filepath.Join(dir, fileState))
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		m.States = pendingStates(len(env.Recipients))
-	case err != nil:
-		return nil, fmt.Errorf("spool %s: %w", id, err)
-	default:
-		if m.States, err = parseStates(data, len(env.Recipients)); err != nil {
-			return nil, fmt.Errorf("spool %s: %w: %w", id, ErrCorrupt, err)
-		}
-	}
-	fi, err := os.Stat(filepath.Join(dir, fileData))
-	if err != nil {
-		return nil, fmt.Errorf("spool %s: %w", id, err)
-	}
-	if fi.Size() != env.Size {
-		return nil, fmt.Errorf("spool %s: %w: data has %d bytes, envelope says %d", id, ErrCorrupt, fi.Size(), env.Size)
-	}
-	return m, nil
-}
-
-// readEnvelope reads and parses dir/envelope.
-func readEnvelope(dir string, id ID) (Envelope, error) {
-	data, err := readSmallFile(filepath.Join(dir, fileEnvelope))
-	if errors.Is(err, fs.ErrNotExist) {
-		return Envelope{}, fmt.Errorf("spool %s: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return Envelope{}, fmt.Errorf("spool %s: %w", id, err)
-	}
-	env, err := ParseEnvelope(data)
-	if err != nil {
-		return Envelope{}, fmt.Errorf("spool %s: %w: %w", id, ErrCorrupt, err)
-	}
-	return env, nil
-}
-
-// readSmallFile reads a file of at most maxEnvelopeFile bytes.
-func readSmallFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if fi.Size() > maxEnvelopeFile {
-		return nil, fmt.Errorf("%s: %d bytes is too large", path, fi.Size())
-	}
-	data := make([]byte, fi.Size())
-	if _, err := f.ReadAt(data, 0); err != nil && fi.Size() > 0 {
-		return nil, err
-	}
-	return data, nil
-}
-
 // SetState records the state of every recipient of message id, replacing
 // the previous states at once (write, fsync, rename, fsync directory).
 // Record a delivery only after it is durable; record a permanent failure
@@ -268,8 +174,7 @@ func (s *Spool) SetState(id ID, states []RcptState) error {
 	if _, err := ParseID(string(id)); err != nil {
 		return err
 	}
-	dir := s.path(dirQueue, string(id))
-	env, err := readEnvelope(dir, id)
+	env, e, err := s.readEntry(id)
 	if err != nil {
 		return err
 	}
@@ -281,7 +186,7 @@ func (s *Spool) SetState(id ID, states []RcptState) error {
 		return fmt.Errorf("spool %s: %w", id, err)
 	}
 	crashPoint("state-before")
-	if err := fsx.WriteFileAtomic(filepath.Join(dir, fileState), data, modeFile); err != nil {
+	if err := fsx.WriteFileAtomic(s.statePath(id, e), data, modeFile); err != nil {
 		return fmt.Errorf("spool %s: %w", id, err)
 	}
 	crashPoint("state-after")
@@ -289,20 +194,24 @@ func (s *Spool) SetState(id ID, states []RcptState) error {
 }
 
 // Remove deletes message id. It first renames queue/<id> to trash/<id>,
-// the one step that takes the message out of sight, and fsyncs queue/;
-// then it unlinks the files. Call it once every recipient is final. If
-// SetState recorded that, a crash that undoes the rename brings the
-// message back finished and it is removed again; if not, it comes back
-// with its old states and is delivered again (at least once).
+// the one step that takes the message out of sight, without an fsync of
+// queue/; then it unlinks state/<id> and the trashed file. Call it once
+// every recipient is final. If SetState recorded that, a crash that undoes
+// the rename brings the message back finished and it is removed again; if
+// not, it comes back with its old states and is delivered again (at least
+// once).
 func (s *Spool) Remove(id ID) error {
 	if _, err := ParseID(string(id)); err != nil {
 		return err
 	}
 	from, to := s.path(dirQueue, string(id)), s.path(dirTrash, string(id))
 	err := os.Rename(from, to)
-	if errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST) {
-		// A removal of this id was interrupted before: finish it first.
-		if err := removeMessageDir(to); err != nil {
+	if errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST) ||
+		errors.Is(err, unix.EISDIR) || errors.Is(err, unix.ENOTDIR) {
+		// A removal of this id was interrupted before, and its leftover
+		// (an old-layout directory, or a file in the way of one) cannot
+		// be replaced: finish it first.
+		if err := os.RemoveAll(to); err != nil {
 			return fmt.Errorf("spool %s: %w", id, err)
 		}
 		err = os.Rename(from, to)
@@ -319,33 +228,16 @@ func (s *Spool) Remove(id ID) error {
 	// seconds can, bringing the message back with its last recorded
 	// states. Postfix does not fsync its removals either; the fsync would
 	// cost a disk flush per message for a duplicate after a power loss.
-	if err := removeMessageDir(to); err != nil {
+	// The state goes after the rename, never before: a message must not
+	// be visible without the states recorded for it.
+	if err := os.Remove(s.path(dirState, string(id))); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("spool %s: %w", id, err)
 	}
-	return nil
-}
-
-// removeMessageDir unlinks the files of a message directory and then the
-// directory. Nothing reads trash/, so the order of unlinks does not
-// matter and no fsync is needed: leftovers are swept.
-func removeMessageDir(dir string) error {
-	ents, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	for i, e := range ents {
-		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
-			return err
-		}
-		if i == 0 {
-			crashPoint("remove-unlinking")
-		}
-	}
-	if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
+	crashPoint("remove-unlinking")
+	// Nothing reads trash/, so no fsync: leftovers are swept. RemoveAll
+	// also takes an old-layout directory with its files.
+	if err := os.RemoveAll(to); err != nil {
+		return fmt.Errorf("spool %s: %w", id, err)
 	}
 	return nil
 }

@@ -3,11 +3,13 @@ package spool
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -85,6 +87,7 @@ func TestSetupModes(t *testing.T) {
 		"":         fs.ModeDir | 0o711,
 		"tmp":      fs.ModeDir | fs.ModeSetgid | 0o770,
 		"queue":    fs.ModeDir | fs.ModeSetgid | 0o770,
+		"state":    fs.ModeDir | fs.ModeSetgid | 0o770,
 		"trash":    fs.ModeDir | fs.ModeSetgid | 0o770,
 		"maildrop": fs.ModeDir | fs.ModeSticky | 0o733,
 		"corrupt":  fs.ModeDir | fs.ModeSetgid | 0o770,
@@ -148,8 +151,57 @@ func TestCommitAndRead(t *testing.T) {
 	if n := entries(t, s.path(dirTmp)); len(n) != 0 {
 		t.Errorf("tmp/ holds %v after a commit", n)
 	}
-	if fi, err := os.Stat(filepath.Join(s.path(dirQueue, string(id)), fileData)); err != nil || fi.Mode().Perm() != modeFile {
-		t.Errorf("data file: %v, %v", fi.Mode(), err)
+	// One regular file: the version 2 head, then the content.
+	fi, err := os.Lstat(s.path(dirQueue, string(id)))
+	if err != nil || fi.Mode() != modeFile {
+		t.Fatalf("queue file: %v, %v; want a regular file of mode %v", fi.Mode(), err, fs.FileMode(modeFile))
+	}
+	raw, err := os.ReadFile(s.path(dirQueue, string(id)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.Arrived = id.Time()
+	head, _ := env.MarshalText()
+	if want := append(head, body...); !bytes.Equal(raw, want) {
+		t.Errorf("queue file:\n%q\nwant\n%q", raw, want)
+	}
+	if n := entries(t, s.path(dirState)); len(n) != 0 {
+		t.Errorf("state/ holds %v before any SetState", n)
+	}
+}
+
+// TestOpenDataSection: the content reads as a file of its own, whatever
+// the head before it.
+func TestOpenDataSection(t *testing.T) {
+	s := newSpool(t)
+	body := []byte("0123456789")
+	m, err := s.Message(commit(t, s, smtpEnvelope(), body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := m.OpenData()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if d.Size() != int64(len(body)) {
+		t.Errorf("Size %d, want %d", d.Size(), len(body))
+	}
+	buf := make([]byte, 3)
+	if n, err := d.ReadAt(buf, 7); n != 3 || string(buf) != "789" {
+		t.Errorf("ReadAt(7) = %d %q, %v", n, buf, err)
+	}
+	if _, err := d.ReadAt(buf, 8); err != io.EOF {
+		t.Errorf("ReadAt past the end: %v, want EOF", err)
+	}
+	if pos, err := d.Seek(-4, io.SeekEnd); err != nil || pos != 6 {
+		t.Errorf("Seek = %d, %v", pos, err)
+	}
+	if rest, err := io.ReadAll(d); err != nil || string(rest) != "6789" {
+		t.Errorf("read after Seek: %q, %v", rest, err)
+	}
+	if err := d.Close(); err != nil {
+		t.Error(err)
 	}
 }
 
@@ -257,10 +309,13 @@ func TestStateAndRemove(t *testing.T) {
 	if m, err = s.Message(id); err != nil || !m.Finished() {
 		t.Fatalf("after final states: %v, %+v", err, m)
 	}
+	if got := entries(t, s.path(dirState)); !reflect.DeepEqual(got, []string{string(id)}) {
+		t.Errorf("state/ holds %v, want the message's state file", got)
+	}
 	if err := s.Remove(id); err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range []string{dirQueue, dirTrash} {
+	for _, d := range []string{dirQueue, dirTrash, dirState} {
 		if n := entries(t, s.path(d)); len(n) != 0 {
 			t.Errorf("%s/ holds %v after Remove", d, n)
 		}
@@ -296,20 +351,65 @@ func TestBadIDsNeverTouchTheFileSystem(t *testing.T) {
 
 func TestCorruptMessages(t *testing.T) {
 	s := newSpool(t)
-	id := commit(t, s, smtpEnvelope(), []byte("twelve bytes"))
-	dir := s.path(dirQueue, string(id))
-	if err := os.WriteFile(filepath.Join(dir, fileData), []byte("short"), 0o640); err != nil {
+	env := smtpEnvelope()
+	head, _ := env.MarshalText()
+	tests := []struct {
+		name    string
+		content []byte
+	}{
+		{"empty", nil},
+		{"head cut short", head[:len(head)/2]},
+		{"head without its empty line", head[:len(head)-1]},
+		{"version 1 head", []byte(legacyEnvelopeText)},
+		{"garbage", bytes.Repeat([]byte("x\n"), 3*firstHeadRead)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			id := NewID()
+			if err := os.WriteFile(s.path(dirQueue, string(id)), tc.content, 0o640); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Message(id); !errors.Is(err, ErrCorrupt) {
+				t.Errorf("Message: %v, want ErrCorrupt", err)
+			}
+			if err := s.SetState(id, pendingStates(3)); !errors.Is(err, ErrCorrupt) {
+				t.Errorf("SetState: %v, want ErrCorrupt", err)
+			}
+		})
+	}
+	id := commit(t, s, smtpEnvelope(), []byte("x"))
+	if err := os.WriteFile(s.path(dirState, string(id)), []byte("mailroom-state 1\nrcpt 0 pending attempts=0\n"), 0o640); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Message(id); !errors.Is(err, ErrCorrupt) {
-		t.Errorf("truncated data: %v, want ErrCorrupt", err)
+		t.Errorf("state for 1 of 3 recipients: %v, want ErrCorrupt", err)
 	}
-	id2 := commit(t, s, smtpEnvelope(), []byte("x"))
-	if err := os.WriteFile(filepath.Join(s.path(dirQueue, string(id2)), fileState), []byte("mailroom-state 1\nrcpt 0 pending attempts=0\n"), 0o640); err != nil {
+	link := NewID()
+	if err := os.Symlink(string(id), s.path(dirQueue, string(link))); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Message(id2); !errors.Is(err, ErrCorrupt) {
-		t.Errorf("state for 1 of 3 recipients: %v, want ErrCorrupt", err)
+	if _, err := s.Message(link); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("a symbolic link in queue/: %v, want ErrCorrupt", err)
+	}
+}
+
+// TestLongHead: a head longer than the first read is found all the same.
+func TestLongHead(t *testing.T) {
+	s := newSpool(t)
+	env := smtpEnvelope()
+	for i := 0; i < 500; i++ {
+		env.Recipients = append(env.Recipients, Recipient{Addr: fmt.Sprintf("rcpt%d@example.org", i)})
+	}
+	body := []byte("body\n\nwith an empty line\n")
+	m, err := s.Message(commit(t, s, env, body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Envelope.Recipients) != 503 || m.Envelope.Size != int64(len(body)) {
+		t.Errorf("%d recipients, size %d", len(m.Envelope.Recipients), m.Envelope.Size)
+	}
+	if got := readData(t, m); !bytes.Equal(got, body) {
+		t.Errorf("data %q", got)
 	}
 }
 
@@ -340,31 +440,81 @@ func TestSweepTmp(t *testing.T) {
 	}
 	defer live.Abort()
 	old := time.Now().Add(-48 * time.Hour)
-	for _, p := range []string{dead.dir, filepath.Join(dead.dir, fileData)} {
+	if err := os.Chtimes(dead.path, old, old); err != nil {
+		t.Fatal(err)
+	}
+	// Two old-layout leftovers: a dead writer's directory, and one whose
+	// directory is old but whose data a writer still appends to.
+	oldDead, oldLive := s.path(dirTmp, string(NewID())), s.path(dirTmp, string(NewID()))
+	for _, d := range []string{oldDead, oldLive} {
+		mustMkdir(t, d)
+		mustWrite(t, filepath.Join(d, fileData), "x")
+	}
+	for _, p := range []string{oldDead, filepath.Join(oldDead, fileData), oldLive} {
 		if err := os.Chtimes(p, old, old); err != nil {
 			t.Fatal(err)
 		}
 	}
 	trashed := s.path(dirTrash, string(NewID()))
-	os.Mkdir(trashed, 0o770)
-	os.WriteFile(filepath.Join(trashed, fileData), []byte("x"), 0o640)
+	mustWrite(t, trashed, "x")
+	trashedDir := s.path(dirTrash, string(NewID()))
+	mustMkdir(t, trashedDir)
+	mustWrite(t, filepath.Join(trashedDir, fileData), "x")
+	// In state/: the state of a queued message (kept whatever its age),
+	// an orphan from an interrupted removal and a SetState's temporary
+	// file, both old (swept), and a fresh orphan (kept for now).
+	queued := commit(t, s, smtpEnvelope(), []byte("queued\n"))
+	if err := s.SetState(queued, pendingStates(3)); err != nil {
+		t.Fatal(err)
+	}
+	orphan, fresh := s.path(dirState, string(NewID())), s.path(dirState, string(NewID()))
+	temp := s.path(dirState, "."+string(NewID())+".tmp123")
+	for _, p := range []string{orphan, fresh, temp} {
+		mustWrite(t, p, "mailroom-state 1\n")
+	}
+	for _, p := range []string{orphan, temp, s.path(dirState, string(queued))} {
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	n, err := s.SweepTmp(24 * time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != 2 {
-		t.Errorf("swept %d entries, want 2", n)
+	if n != 6 {
+		t.Errorf("swept %d entries, want 6", n)
 	}
-	if got := entries(t, s.path(dirTmp)); !reflect.DeepEqual(got, []string{string(live.ID())}) {
-		t.Errorf("tmp/ after sweep: %v, want only the live writer", got)
+	wantTmp := []string{string(live.ID()), filepath.Base(oldLive)}
+	sort.Strings(wantTmp)
+	if got := entries(t, s.path(dirTmp)); !reflect.DeepEqual(got, wantTmp) {
+		t.Errorf("tmp/ after sweep: %v, want only the live writers %v", got, wantTmp)
 	}
 	if got := entries(t, s.path(dirTrash)); len(got) != 0 {
 		t.Errorf("trash/ after sweep: %v", got)
 	}
+	wantState := []string{string(queued), filepath.Base(fresh)}
+	sort.Strings(wantState)
+	if got := entries(t, s.path(dirState)); !reflect.DeepEqual(got, wantState) {
+		t.Errorf("state/ after sweep: %v, want %v", got, wantState)
+	}
 	live.Write([]byte("still here"))
 	if _, err := live.Commit(); err != nil {
 		t.Errorf("the live writer could not commit after a sweep: %v", err)
+	}
+}
+
+func mustMkdir(t *testing.T, dir string) {
+	t.Helper()
+	if err := os.Mkdir(dir, 0o770); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustWrite(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o640); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -390,7 +540,7 @@ func TestLockConsumer(t *testing.T) {
 }
 
 // BenchmarkCommit measures one acknowledged 5 KB message: what smtpd pays
-// per 250 (four fsyncs).
+// per 250 (two fsyncs: the file, queue/).
 func BenchmarkCommit(b *testing.B) {
 	s := newSpool(b)
 	body := bytes.Repeat([]byte("x"), 5<<10)
@@ -401,7 +551,8 @@ func BenchmarkCommit(b *testing.B) {
 }
 
 // BenchmarkCommitParallel is the same with many writers at once, as
-// smtpd with many clients: the file system groups their journal commits.
+// smtpd with many clients: they share the fsyncs of queue/, and the file
+// system groups their journal commits.
 func BenchmarkCommitParallel(b *testing.B) {
 	s := newSpool(b)
 	body := bytes.Repeat([]byte("x"), 5<<10)

@@ -7,11 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"time"
 
 	"golang.org/x/sys/unix"
-
-	"mailroom/internal/fsx"
 )
 
 // ErrIDTaken is wrapped when a commit finds its id already in queue/.
@@ -19,24 +16,25 @@ import (
 // microsecond: the caller answers 451 and the client retries.
 var ErrIDTaken = errors.New("spool: queue id already in use")
 
-// Writer receives one message's content. Write streams it to
-// tmp/<id>/data; Commit makes it visible; Abort throws it away. Exactly
-// one of Commit and Abort must be called. A Writer is not safe for
-// concurrent use.
+// Writer receives one message's content. Write streams it into
+// tmp/<id>, after the envelope; Commit makes it visible; Abort throws it
+// away. Exactly one of Commit and Abort must be called. A Writer is not
+// safe for concurrent use.
 type Writer struct {
 	s    *Spool
 	id   ID
 	env  Envelope
-	dir  string // tmp/<id>
+	path string // tmp/<id>
 	f    *os.File
 	bw   *bufio.Writer
-	n    int64
+	n    int64 // bytes of content, the head not counted
 	err  error // the first write error; Commit then fails with it
 	done bool
 }
 
-// Create starts a message with envelope env (validated now, Size filled in
-// at Commit; a zero Arrived becomes the id's time). The id is known at
+// Create starts a message with envelope env (validated and written now,
+// Size ignored and filled in at Commit; a zero Arrived becomes the id's
+// time). The id is known at
 // once, so that every log line about the transaction can carry it.
 func (s *Spool) Create(env Envelope) (*Writer, error) {
 	id := NewID()
@@ -46,32 +44,31 @@ func (s *Spool) Create(env Envelope) (*Writer, error) {
 	return s.create(env, id)
 }
 
-// create starts a message with a given id.
+// create starts a message with a given id: tmp/<id> with the envelope at
+// its head. Everything in the head is known now; the size is not written
+// (the content is the rest of the file), so the head never needs to be
+// rewritten or the content copied.
 func (s *Spool) create(env Envelope, id ID) (*Writer, error) {
 	env.Size = 0
-	if err := env.Validate(); err != nil {
+	head, err := env.MarshalText()
+	if err != nil {
 		return nil, err
 	}
-	dir := s.path(dirTmp, string(id))
-	if err := os.Mkdir(dir, modeDir); err != nil {
-		return nil, fmt.Errorf("spool %s: %w", id, err)
-	}
-	// Whatever the writer's umask: the consumer, another uid in the
-	// group, must be able to unlink in it and rename it to trash/ (moving
-	// a directory rewrites its "..", which needs write permission on it).
-	if err := os.Chmod(dir, modeDir); err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("spool %s: %w", id, err)
-	}
-	f, err := createFile(filepath.Join(dir, fileData))
+	path := s.path(dirTmp, string(id))
+	f, err := createFile(path)
 	if err != nil {
-		os.RemoveAll(dir)
 		return nil, fmt.Errorf("spool %s: %w", id, err)
 	}
-	return &Writer{s: s, id: id, env: env, dir: dir, f: f, bw: bufio.NewWriterSize(f, 64<<10)}, nil
+	w := &Writer{s: s, id: id, env: env, path: path, f: f, bw: bufio.NewWriterSize(f, 64<<10)}
+	if _, err := w.bw.Write(head); err != nil {
+		w.Abort()
+		return nil, fmt.Errorf("spool %s: %w", id, err)
+	}
+	return w, nil
 }
 
-// createFile makes a new file with modeFile whatever the umask.
+// createFile makes a new file with modeFile whatever the umask: the
+// consumer, another uid in the group, must be able to read it.
 func createFile(path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, modeFile)
 	if err != nil {
@@ -107,11 +104,13 @@ func (w *Writer) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// Commit makes the message durable and visible: fsync data, write and
-// fsync envelope, fsync the message directory, rename it into queue/ and
-// fsync queue/. When Commit returns the id and nil, the message may be
-// acknowledged (250, exit 0). On error nothing is visible and the caller
-// answers with a temporary failure.
+// Commit makes the message durable and visible: fsync tmp/<id> (envelope
+// and content), rename it to queue/<id> without replacing anything, and
+// fsync queue/ (shared with concurrent commits, see fsx.DirSyncer). When
+// Commit returns the id and nil, the message may be acknowledged (250,
+// exit 0). On error the caller answers with a temporary failure: nothing
+// is visible, except when only the fsync of queue/ failed, and then a
+// retry by the client may duplicate the message, never lose it.
 func (w *Writer) Commit() (ID, error) {
 	if w.done {
 		return "", fmt.Errorf("spool %s: commit after commit or abort", w.id)
@@ -119,7 +118,8 @@ func (w *Writer) Commit() (ID, error) {
 	w.done = true
 	if err := w.commit(); err != nil {
 		w.f.Close()
-		os.RemoveAll(w.dir)
+		// After the rename this removes nothing: the message stays queued.
+		os.Remove(w.path)
 		return "", err
 	}
 	return w.id, nil
@@ -133,6 +133,8 @@ func (w *Writer) commit() error {
 		return fmt.Errorf("spool %s: %w", w.id, err)
 	}
 	crashPoint("commit-data-written")
+	// One fsync makes head and content durable, and with them the inode;
+	// the name in tmp/ need not be, since the rename replaces it.
 	if err := w.f.Sync(); err != nil {
 		return fmt.Errorf("spool %s: %w", w.id, err)
 	}
@@ -140,25 +142,14 @@ func (w *Writer) commit() error {
 		return fmt.Errorf("spool %s: %w", w.id, err)
 	}
 	w.env.Size = w.n
-	text, err := w.env.MarshalText()
-	if err != nil {
-		return fmt.Errorf("spool %s: %w", w.id, err)
-	}
-	if err := writeSynced(filepath.Join(w.dir, fileEnvelope), text); err != nil {
-		return fmt.Errorf("spool %s: %w", w.id, err)
-	}
-	// The directory's own entries (data, envelope) must be durable before
-	// the directory becomes visible under its new name.
-	if err := fsx.SyncDir(w.dir); err != nil {
-		return fmt.Errorf("spool %s: %w", w.id, err)
-	}
 	crashPoint("commit-before-rename")
-	queue := w.s.path(dirQueue)
-	if err := renameNoReplace(w.dir, filepath.Join(queue, string(w.id))); err != nil {
+	if err := renameNoReplace(w.path, w.s.path(dirQueue, string(w.id))); err != nil {
 		return fmt.Errorf("spool %s: %w", w.id, err)
 	}
 	crashPoint("commit-after-rename")
-	if err := fsx.SyncDir(queue); err != nil {
+	// Shared with the concurrent commits of this Spool: returns after an
+	// fsync of queue/ that started after the rename above.
+	if err := w.s.queueSync.Sync(); err != nil {
 		// The message is visible and will be delivered, but its name may
 		// not survive a crash: report failure so that the client retries
 		// (a possible duplicate, never a loss).
@@ -175,7 +166,7 @@ func (w *Writer) Abort() error {
 	}
 	w.done = true
 	cerr := w.f.Close()
-	if err := os.RemoveAll(w.dir); err != nil {
+	if err := os.Remove(w.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("spool %s: abort: %w", w.id, err)
 	}
 	if cerr != nil && !errors.Is(cerr, fs.ErrClosed) {
@@ -184,31 +175,19 @@ func (w *Writer) Abort() error {
 	return nil
 }
 
-// writeSynced creates path with data and fsyncs it.
-func writeSynced(path string, data []byte) error {
-	f, err := createFile(path)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// renameNoReplace renames from to to, failing with ErrIDTaken if to
-// exists. RENAME_NOREPLACE (Linux 3.15; ext4, xfs, btrfs, tmpfs) makes the
-// check atomic; where the file system lacks it, a plain rename still
-// refuses, because a message directory is never empty and rename(2) will
-// not replace a non-empty directory.
+// renameNoReplace renames the file from to to, failing with ErrIDTaken if
+// to exists (as a file or an old-layout directory). RENAME_NOREPLACE
+// (Linux 3.15; ext4, xfs, btrfs, tmpfs) makes the check atomic. Where the
+// file system lacks it, link(2), which never replaces a name, then an
+// unlink of the old one do the same; a crash between them leaves a second
+// name in tmp/, which is never read and is swept.
 func renameNoReplace(from, to string) error {
 	err := unix.Renameat2(unix.AT_FDCWD, from, unix.AT_FDCWD, to, unix.RENAME_NOREPLACE)
 	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
-		err = os.Rename(from, to)
+		err = unix.Link(from, to)
+		if err == nil {
+			err = unix.Unlink(from)
+		}
 	}
 	if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY) {
 		return fmt.Errorf("%w: %s", ErrIDTaken, filepath.Base(to))
@@ -217,48 +196,4 @@ func renameNoReplace(from, to string) error {
 		return fmt.Errorf("rename %s: %w", from, err)
 	}
 	return nil
-}
-
-// SweepTmp removes what crashed writers and removals left behind: message
-// directories in tmp/ and incomplete maildrop files (mode 0600) whose
-// modification time is older than olderThan (a day is the usual choice;
-// a writer that has not written for that long is dead), and everything in
-// trash/. It returns how many entries it removed.
-func (s *Spool) SweepTmp(olderThan time.Duration) (int, error) {
-	cutoff := time.Now().Add(-olderThan)
-	var errs []error
-	removed := 0
-	sweep := func(dir string, stale func(fs.FileInfo) bool) {
-		ents, err := os.ReadDir(dir)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("spool sweep: %w", err))
-			return
-		}
-		for _, e := range ents {
-			p := filepath.Join(dir, e.Name())
-			fi, err := os.Lstat(p)
-			if err != nil || !stale(fi) {
-				continue
-			}
-			if err := os.RemoveAll(p); err != nil {
-				errs = append(errs, fmt.Errorf("spool sweep: %w", err))
-				continue
-			}
-			removed++
-		}
-	}
-	sweep(s.path(dirTmp), func(fi fs.FileInfo) bool {
-		// A writer appends to data, which does not touch the directory's
-		// own mtime: both must be old.
-		data, err := os.Lstat(filepath.Join(s.path(dirTmp), fi.Name(), fileData))
-		if err == nil && !data.ModTime().Before(cutoff) {
-			return false
-		}
-		return fi.ModTime().Before(cutoff)
-	})
-	sweep(s.path(dirTrash), func(fs.FileInfo) bool { return true })
-	sweep(s.path(dirMaildrop), func(fi fs.FileInfo) bool {
-		return fi.Mode().IsRegular() && fi.Mode().Perm() == dropModeWriting && fi.ModTime().Before(cutoff)
-	})
-	return removed, errors.Join(errs...)
 }

@@ -6,8 +6,11 @@
 //	mailbench engine -n N -p P -msg FILE -dir MAILDIR
 //	mailbench disk   -n N -p P -size BYTES -dir DIR
 //	mailbench pop3   -addr HOST:PORT -user U -pass P [-tls] [-steps full|login] [-sessions N -mem-pid PID]
+//	mailbench imap   -addr HOST:PORT -user U -pass P [-steps full|login] [-search W -search-body W] [-idle N -mem-pid PID]
 //	mailbench smtp   -addr HOST:PORT -n N -c C -size BYTES -to RCPT -maildir DIR [-server-pid P,...]
 //	mailbench mkmaildir -n N -seed S -dir MAILDIR
+//	mailbench sendmail -n N -p P -msg FILE [-uid U -gid G] -- SENDMAIL [ARGS...]
+//	mailbench remote -n N -sink-pid PID [-server-pid P,...] -- COMMAND [ARGS...]
 //
 // mda runs COMMAND once per message with the message on stdin, P at a time,
 // the way an MTA runs an MDA; engine delivers in-process through the maildir
@@ -39,10 +42,16 @@ func main() {
 		err = runDisk(os.Args[2:])
 	case "pop3":
 		err = runPOP3(os.Args[2:])
+	case "imap":
+		err = runIMAP(os.Args[2:])
 	case "smtp":
 		err = runSMTP(os.Args[2:])
 	case "mkmaildir":
 		err = runMkMaildir(os.Args[2:])
+	case "sendmail":
+		err = runSendmail(os.Args[2:])
+	case "remote":
+		err = runRemote(os.Args[2:])
 	default:
 		usage()
 	}
@@ -53,7 +62,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: mailbench mda|engine|disk|pop3|smtp|mkmaildir [flags] (see the package comment)")
+	fmt.Fprintln(os.Stderr, "usage: mailbench mda|engine|disk|pop3|imap|smtp|mkmaildir [flags] (see the package comment)")
 	os.Exit(2)
 }
 

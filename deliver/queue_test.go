@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"mailroom/spool"
 )
 
@@ -546,6 +548,36 @@ func TestQueueMaildropPickup(t *testing.T) {
 	drops, err := qe.sp.ListMaildrop()
 	if err != nil || len(drops) != 0 {
 		t.Errorf("maildrop still has %v (%v)", drops, err)
+	}
+}
+
+// TestQueueWithoutInotify: when the kernel refuses an inotify instance
+// (the uid's max_user_instances spent by other processes), the daemon
+// polls the spool instead of stopping, and mail is still delivered, from
+// smtpd's queue and from the maildrop.
+func TestQueueWithoutInotify(t *testing.T) {
+	initWas, intervalWas := inotifyInit, pollInterval
+	inotifyInit = func(int) (int, error) { return -1, unix.EMFILE }
+	pollInterval = 20 * time.Millisecond
+	t.Cleanup(func() { inotifyInit, pollInterval = initWas, intervalWas })
+
+	qe := newQueueEnv(t)
+	qe.start(nil)
+	qe.submit(spool.Envelope{Sender: "s@sender.test", Recipients: rcpts("a@example.test")}, queueMsg)
+	w, err := qe.sp.Drop(spool.Envelope{Origin: spool.OriginLocal, Body: spool.Body8BitMIME, Sender: "a@example.test",
+		Recipients: rcpts("b@example.test")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(w, "Subject: dropped\n\nbody\n")
+	if _, err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	qe.waitUntil("delivery by polling", func() bool {
+		return len(qe.newFiles("a")) == 1 && len(qe.newFiles("b")) == 1 && qe.queueEmpty()
+	})
+	if logs := qe.logs.String(); !strings.Contains(logs, "polling the spool") {
+		t.Errorf("no warning about polling:\n%s", logs)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -20,7 +21,68 @@ const (
 	evQueued   watchKind = iota // a message appeared in queue/
 	evDropped                   // a maildrop file was written, completed or moved in
 	evOverflow                  // events were lost: rescan
+	evPoll                      // the poller's tick: rescan quietly
 )
+
+// spoolWatcher is what Run needs to hear of new mail: the inotify watcher,
+// or the poller standing in for it.
+type spoolWatcher interface {
+	run(handle func(watchEvent)) error
+	close()
+}
+
+// inotifyInit is unix.InotifyInit1; tests replace it to see the daemon
+// without inotify.
+var inotifyInit = unix.InotifyInit1
+
+// pollInterval is how often the poller rescans the spool.
+var pollInterval = time.Second
+
+// openWatcher returns an inotify watcher or, when the kernel refuses an
+// inotify instance or watch (EMFILE, ENFILE, ENOSPC, ENOMEM: the per-user
+// limits fs.inotify.max_user_instances and max_user_watches are shared by
+// every process of the uid, so a busy Dovecot as vmail can spend them), a
+// poller that rescans the spool every pollInterval. Mail then waits up to
+// that long instead of milliseconds; nothing else changes. Any other error
+// (a missing queue/, say) is returned.
+func openWatcher(spoolDir string) (spoolWatcher, bool, error) {
+	w, err := newWatcher(spoolDir)
+	if err == nil {
+		return w, false, nil
+	}
+	for _, limit := range []error{unix.EMFILE, unix.ENFILE, unix.ENOSPC, unix.ENOMEM} {
+		if errors.Is(err, limit) {
+			return newPoller(pollInterval), true, nil
+		}
+	}
+	return nil, false, err
+}
+
+// poller reports a tick every interval until closed.
+type poller struct {
+	interval  time.Duration
+	stop      chan struct{}
+	closeOnce sync.Once
+}
+
+func newPoller(interval time.Duration) *poller {
+	return &poller{interval: interval, stop: make(chan struct{})}
+}
+
+func (p *poller) run(handle func(watchEvent)) error {
+	t := time.NewTicker(p.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return nil
+		case <-t.C:
+			handle(watchEvent{kind: evPoll})
+		}
+	}
+}
+
+func (p *poller) close() { p.closeOnce.Do(func() { close(p.stop) }) }
 
 type watchEvent struct {
 	kind watchKind
@@ -41,7 +103,7 @@ type watcher struct {
 // Pickup's) and maildrop/ for IN_CLOSE_WRITE, IN_ATTRIB (the chmod to
 // 0644 that completes a drop) and IN_MOVED_TO.
 func newWatcher(spoolDir string) (*watcher, error) {
-	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	fd, err := inotifyInit(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
 	if err != nil {
 		return nil, fmt.Errorf("deliver: inotify: %w", err)
 	}

@@ -1,6 +1,7 @@
 package maildir
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -53,14 +54,17 @@ type Mailbox struct {
 	path    string
 	lockOpt fsx.DotLockOptions
 
-	mu      sync.Mutex
-	ul      uidlistFile
-	kw      keywordsFile
-	msgs    []Message      // ascending UID
-	byUID   map[uint32]int // UID -> index in msgs
-	byBase  map[string]int // base -> index in msgs
+	mu   sync.Mutex
+	ul   uidlistFile
+	kw   keywordsFile
+	msgs []Message // ascending UID, so found by binary search
+	// byBase maps base -> index in msgs. It is built on the first
+	// LookupBase after the view changed: only MoveTo's callers need it,
+	// and a login should not pay for a map of every message.
+	byBase  map[string]int
 	pending Changes        // found by internal syncs, not yet returned
 	quick   syncQuickState // to skip a sync when nothing changed
+	opened  bool           // the first sync is done; later ones record Changes
 	// absentPrev holds the bases of uidlist records that had no file at
 	// the previous sync; only those may be compressed away.
 	absentPrev map[string]bool
@@ -82,8 +86,6 @@ func OpenMailbox(path string) (*Mailbox, error) {
 		lockOpt: defaultLockOptions(),
 		ul:      uidlistFile{path: filepath.Join(path, UidlistName)},
 		kw:      keywordsFile{path: filepath.Join(path, KeywordsName)},
-		byUID:   map[uint32]int{},
-		byBase:  map[string]int{},
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -91,6 +93,7 @@ func OpenMailbox(path string) (*Mailbox, error) {
 		return nil, err
 	}
 	m.pending = Changes{}
+	m.opened = true
 	return m, nil
 }
 
@@ -104,15 +107,43 @@ func (m *Mailbox) Messages() []Message {
 	return append([]Message(nil), m.msgs...)
 }
 
+// Len returns the number of messages as of the last sync.
+func (m *Mailbox) Len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.msgs)
+}
+
+// Range calls fn for each message as of the last sync, in UID order, until
+// fn returns false. Unlike Messages it copies no list, for callers that
+// keep their own compact form of it (pop3d's per-session snapshot). It
+// holds the Mailbox's lock while fn runs: fn must not call methods of m.
+func (m *Mailbox) Range(fn func(msg Message) bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, msg := range m.msgs {
+		if !fn(msg) {
+			return
+		}
+	}
+}
+
 // Lookup returns the message with uid.
 func (m *Mailbox) Lookup(uid uint32) (Message, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	i, ok := m.byUID[uid]
+	i, ok := m.indexLocked(uid)
 	if !ok {
 		return Message{}, false
 	}
 	return m.msgs[i], true
+}
+
+// indexLocked finds uid in msgs.
+func (m *Mailbox) indexLocked(uid uint32) (int, bool) {
+	return slices.BinarySearchFunc(m.msgs, uid, func(msg Message, uid uint32) int {
+		return cmp.Compare(msg.UID, uid)
+	})
 }
 
 // LookupBase returns the message whose file name has the given base, e.g.
@@ -120,6 +151,12 @@ func (m *Mailbox) Lookup(uid uint32) (Message, bool) {
 func (m *Mailbox) LookupBase(base string) (Message, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.byBase == nil {
+		m.byBase = make(map[string]int, len(m.msgs))
+		for i, msg := range m.msgs {
+			m.byBase[msg.Name.Base] = i
+		}
+	}
 	i, ok := m.byBase[base]
 	if !ok {
 		return Message{}, false
@@ -219,7 +256,7 @@ func (m *Mailbox) SetFlags(uid uint32, f Flags, k Keywords) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for attempt := 0; attempt < mailboxRetries; attempt++ {
-		i, ok := m.byUID[uid]
+		i, ok := m.indexLocked(uid)
 		if !ok {
 			return fmt.Errorf("%w: uid %d", ErrExpunged, uid)
 		}
@@ -266,7 +303,7 @@ func (m *Mailbox) Expunge(uids ...uint32) error {
 	defer func() { m.dropLocked(gone) }()
 	for _, uid := range uids {
 		for attempt := 0; ; attempt++ {
-			i, ok := m.byUID[uid]
+			i, ok := m.indexLocked(uid)
 			if !ok || gone[uid] {
 				break
 			}
@@ -310,7 +347,7 @@ func (m *Mailbox) MoveTo(uid uint32, dst *Mailbox) (string, error) {
 		return "", fmt.Errorf("maildir: move uid %d: source and destination are the same mailbox", uid)
 	}
 	m.mu.Lock()
-	i, ok := m.byUID[uid]
+	i, ok := m.indexLocked(uid)
 	var names []string
 	if ok {
 		names = m.kw.list.Names(m.msgs[i].Name.Keywords)
@@ -333,7 +370,7 @@ func (m *Mailbox) MoveTo(uid uint32, dst *Mailbox) (string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for attempt := 0; attempt < mailboxRetries; attempt++ {
-		i, ok := m.byUID[uid]
+		i, ok := m.indexLocked(uid)
 		if !ok {
 			return "", fmt.Errorf("%w: uid %d", ErrExpunged, uid)
 		}
@@ -371,14 +408,10 @@ func (m *Mailbox) dropLocked(gone map[uint32]bool) {
 	m.reindexLocked()
 }
 
-// reindexLocked rebuilds the lookup maps from msgs.
+// reindexLocked drops the by-base index after msgs changed; LookupBase
+// rebuilds it when asked.
 func (m *Mailbox) reindexLocked() {
-	m.byUID = make(map[uint32]int, len(m.msgs))
-	m.byBase = make(map[string]int, len(m.msgs))
-	for i, msg := range m.msgs {
-		m.byUID[msg.UID] = i
-		m.byBase[msg.Name.Base] = i
-	}
+	m.byBase = nil
 }
 
 // mailboxSyncDirs fsyncs the named subdirectories of a Maildir, once each.

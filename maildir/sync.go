@@ -27,6 +27,8 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -40,9 +42,55 @@ const syncDirtyWindow = time.Second
 
 // syncEntry is one file found by a listing.
 type syncEntry struct {
-	dir  string // "new" or "cur"
-	name string
-	n    Name
+	name string // the file name; its base is the part before the first ':'
+	dir  uint8  // syncNew or syncCur
+	rec  int32  // 1 + index of the uidlist record it is matched to; 0: none
+}
+
+// Directory numbers of a syncEntry, in listing order.
+const (
+	syncNew uint8 = iota
+	syncCur
+)
+
+// syncDirNames are the directories of syncNew and syncCur.
+var syncDirNames = [...]string{syncNew: "new", syncCur: "cur"}
+
+// syncFiles is what the listings found: one entry per base, and the index
+// of each base in entries. Entries are small (no parsed Name) because a
+// fresh open lists every message; Names are parsed only for the view.
+type syncFiles struct {
+	entries []syncEntry
+	byBase  map[string]int32
+}
+
+// newSyncFiles makes room for n files, so listing a big Maildir does not
+// rehash the index as it grows.
+func newSyncFiles(n int) *syncFiles {
+	return &syncFiles{entries: make([]syncEntry, 0, n), byBase: make(map[string]int32, n)}
+}
+
+// lookup returns the entry for base.
+func (f *syncFiles) lookup(base string) (*syncEntry, bool) {
+	i, ok := f.byBase[base]
+	if !ok {
+		return nil, false
+	}
+	return &f.entries[i], true
+}
+
+// add records a new base.
+func (f *syncFiles) add(e syncEntry) {
+	f.byBase[syncBase(e.name)] = int32(len(f.entries))
+	f.entries = append(f.entries, e)
+}
+
+// syncBase is the base of a file name: the part before the first ':'.
+func syncBase(name string) string {
+	if i := strings.IndexByte(name, ':'); i >= 0 {
+		return name[:i]
+	}
+	return name
 }
 
 // syncQuickState remembers what the last full sync saw.
@@ -181,8 +229,10 @@ func (m *Mailbox) syncLocked() (err error) {
 // missing or a directory changed during the listing. clean reports that the
 // last listing saw neither directory change, so it cannot have skipped a
 // file (readdir misses only entries renamed while it runs).
-func (m *Mailbox) syncListAll() (files map[string]syncEntry, clean bool, err error) {
-	files = make(map[string]syncEntry, len(m.msgs)+16)
+func (m *Mailbox) syncListAll() (files *syncFiles, clean bool, err error) {
+	// The uidlist was just read: its record count is the best guess of
+	// how many files there are, also on the first sync of a fresh open.
+	files = newSyncFiles(max(len(m.msgs), len(m.ul.u.Records)) + 16)
 	for scan := 0; scan < syncMaxScans; scan++ {
 		changed, err := m.syncListOnce(files)
 		if err != nil {
@@ -198,9 +248,9 @@ func (m *Mailbox) syncListAll() (files map[string]syncEntry, clean bool, err err
 
 // syncMissingKnown reports whether a message in the current view has no
 // file in the listing.
-func (m *Mailbox) syncMissingKnown(files map[string]syncEntry) bool {
+func (m *Mailbox) syncMissingKnown(files *syncFiles) bool {
 	for _, msg := range m.msgs {
-		if _, ok := files[msg.Name.Base]; !ok {
+		if _, ok := files.byBase[msg.Name.Base]; !ok {
 			return true
 		}
 	}
@@ -209,10 +259,10 @@ func (m *Mailbox) syncMissingKnown(files map[string]syncEntry) bool {
 
 // syncListOnce lists new/ then cur/ into files (later listings win) and
 // reports whether either directory changed while it was being read.
-func (m *Mailbox) syncListOnce(files map[string]syncEntry) (bool, error) {
+func (m *Mailbox) syncListOnce(files *syncFiles) (bool, error) {
 	changed := false
-	for _, dir := range []string{"new", "cur"} {
-		path := filepath.Join(m.path, dir)
+	for _, dir := range []uint8{syncNew, syncCur} {
+		path := filepath.Join(m.path, syncDirNames[dir])
 		before, err := syncStampOf(path)
 		if err != nil {
 			return false, err
@@ -237,63 +287,52 @@ func (m *Mailbox) syncListOnce(files map[string]syncEntry) (bool, error) {
 	return changed, nil
 }
 
-// syncReadDir returns the names in dir, without stat.
-func syncReadDir(dir string) ([]string, error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return nil, fmt.Errorf("maildir: %w", err)
-	}
-	names, err := f.Readdirnames(-1)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return nil, fmt.Errorf("maildir: read %s: %w", dir, err)
-	}
-	return names, nil
-}
-
 // syncAddEntry records one listed file, resolving two names with one base.
-func (m *Mailbox) syncAddEntry(files map[string]syncEntry, dir, name string) error {
+func (m *Mailbox) syncAddEntry(files *syncFiles, dir uint8, name string) error {
 	if name == "" || name[0] == '.' {
 		return nil // maildir(5): readers skip dot files
 	}
 	for i := 0; i < len(name); i++ {
-		if name[i] == '\n' || name[i] == '\r' {
+		switch name[i] {
+		case '\n', '\r':
 			return nil // cannot be written to the uidlist; Dovecot ignores it too
+		case '/', 0:
+			return nil // not a name ParseName accepts
 		}
 	}
-	n, err := ParseName(name)
-	if err != nil {
+	e := syncEntry{dir: dir, name: name}
+	old, dup := files.lookup(syncBase(name))
+	if !dup {
+		files.add(e)
 		return nil
 	}
-	e := syncEntry{dir: dir, name: name, n: n}
-	old, dup := files[n.Base]
-	if !dup || (old.dir == e.dir && old.name == e.name) {
-		files[n.Base] = e
+	if old.dir == e.dir && old.name == e.name {
 		return nil
 	}
 	// Same base twice: a rename seen half-way, a new/ → cur/ move seen in
 	// both listings, or a real duplicate. Keep the name that exists.
-	oldExists := syncExists(filepath.Join(m.path, old.dir, old.name))
-	newExists := syncExists(filepath.Join(m.path, dir, name))
+	oldExists := syncExists(filepath.Join(m.path, syncDirNames[old.dir], old.name))
+	newExists := syncExists(filepath.Join(m.path, syncDirNames[dir], name))
 	switch {
 	case !oldExists:
-		files[n.Base] = e
+		*old = e
 	case !newExists:
 	default:
 		// Two files, one base (e.g. a restored backup). Give the second a
 		// base of its own so both are kept, as Dovecot does.
-		n2 := n
-		n2.Base = mailboxUniqueBase(n.Base)
-		n2.HasInfo = true
-		if err := os.Rename(filepath.Join(m.path, dir, name), filepath.Join(m.path, "cur", n2.String())); err != nil {
+		n, err := ParseName(name)
+		if err != nil {
+			return nil
+		}
+		n.Base = mailboxUniqueBase(n.Base)
+		n.HasInfo = true
+		if err := os.Rename(filepath.Join(m.path, syncDirNames[dir], name), filepath.Join(m.path, "cur", n.String())); err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				return nil
 			}
 			return fmt.Errorf("maildir: rename duplicate: %w", err)
 		}
-		files[n2.Base] = syncEntry{dir: "cur", name: n2.String(), n: n2}
+		files.add(syncEntry{dir: syncCur, name: n.String()})
 	}
 	return nil
 }
@@ -306,68 +345,134 @@ func syncExists(path string) bool {
 
 // syncAssign matches files to records, assigns UIDs to new files, writes
 // the uidlist, and replaces the view, recording the differences.
-func (m *Mailbox) syncAssign(files map[string]syncEntry, clean bool) error {
+func (m *Mailbox) syncAssign(files *syncFiles, clean bool) error {
 	u := m.ul.u
-	recByBase := make(map[string]int, len(u.Records))
-	for i, r := range u.Records {
-		recByBase[r.Base()] = i // a later duplicate wins, as in Dovecot
-	}
-	var fresh []syncEntry
-	for base, e := range files {
-		if _, ok := recByBase[base]; !ok {
-			fresh = append(fresh, e)
+	recEntry, absent := syncMatch(u.Records, files)
+	var fresh []int32 // entries without a record
+	for i := range files.entries {
+		if files.entries[i].rec == 0 {
+			fresh = append(fresh, int32(i))
 		}
 	}
-	sort.Slice(fresh, func(i, j int) bool { return syncNameLess(fresh[i].n.Base, fresh[j].n.Base) })
+	sort.Slice(fresh, func(i, j int) bool {
+		return syncNameLess(syncBase(files.entries[fresh[i]].name), syncBase(files.entries[fresh[j]].name))
+	})
 	var added []UidlistRecord
-	for _, e := range fresh {
+	for _, ei := range fresh {
 		if u.NextUID == ^uint32(0) {
 			return fmt.Errorf("maildir: %s: UIDs exhausted", m.path)
 		}
-		rec := UidlistRecord{UID: u.NextUID, Name: e.n.Base}
+		rec := UidlistRecord{UID: u.NextUID, Name: syncBase(files.entries[ei].name)}
 		u.NextUID++
-		recByBase[e.n.Base] = len(u.Records)
+		files.entries[ei].rec = int32(len(u.Records)) + 1
 		u.Records = append(u.Records, rec)
+		recEntry = append(recEntry, ei)
 		added = append(added, rec)
 	}
-	if err := m.syncWriteUidlist(files, added, clean); err != nil {
+	compressed, err := m.syncWriteUidlist(absent, added, clean)
+	if err != nil {
 		return err
 	}
-	clear(recByBase) // compression may have dropped records
-	for i, r := range u.Records {
-		recByBase[r.Base()] = i
+	if compressed { // record indices moved
+		recEntry, _ = syncMatch(u.Records, files)
 	}
-	msgs := make([]Message, 0, len(files))
-	for i, r := range u.Records {
-		e, ok := files[r.Base()]
-		if !ok || recByBase[r.Base()] != i {
-			continue // no file, or an older record for the same base
-		}
-		msgs = append(msgs, syncMessage(m.path, r, e))
-	}
+	msgs := m.syncView(u.Records, recEntry, files)
 	m.syncRecordChanges(msgs)
 	m.msgs = msgs
 	m.reindexLocked()
 	return nil
 }
 
+// syncMatch matches records to files by base: entries[].rec and, per
+// record, the index of its entry (-1 if none). Of two records for one base
+// the later wins, as in Dovecot. absent lists the bases of records without
+// a file.
+func syncMatch(recs []UidlistRecord, files *syncFiles) (recEntry []int32, absent []string) {
+	for i := range files.entries {
+		files.entries[i].rec = 0
+	}
+	recEntry = make([]int32, len(recs), len(recs)+len(files.entries)/8+16)
+	for i, r := range recs {
+		base := r.Base()
+		ei, ok := files.byBase[base]
+		if !ok {
+			recEntry[i] = -1
+			absent = append(absent, base)
+			continue
+		}
+		recEntry[i] = ei
+		files.entries[ei].rec = int32(i) + 1
+	}
+	return recEntry, absent
+}
+
+// syncView builds the view, in record (UID) order. The paths of all
+// messages are one string and each Path and Name.Base a slice of it: one
+// allocation for the whole Maildir instead of one or two per message.
+func (m *Mailbox) syncView(recs []UidlistRecord, recEntry []int32, files *syncFiles) []Message {
+	// The same strings filepath.Join(m.path, dir, name) makes.
+	root := filepath.Clean(m.path)
+	sep := "/"
+	switch {
+	case root == ".":
+		root, sep = "", ""
+	case strings.HasSuffix(root, "/"):
+		sep = ""
+	}
+	n, total := 0, 0
+	for i, ei := range recEntry {
+		if ei >= 0 && files.entries[ei].rec == int32(i)+1 {
+			n++
+			total += len(root) + len(sep) + len("cur/") + len(files.entries[ei].name)
+		}
+	}
+	var b strings.Builder
+	b.Grow(total)
+	for i, ei := range recEntry {
+		if ei >= 0 && files.entries[ei].rec == int32(i)+1 {
+			e := files.entries[ei]
+			b.WriteString(root)
+			b.WriteString(sep)
+			b.WriteString(syncDirNames[e.dir])
+			b.WriteByte('/')
+			b.WriteString(e.name)
+		}
+	}
+	paths := b.String()
+	msgs := make([]Message, 0, n)
+	off := 0
+	for i, ei := range recEntry {
+		if ei < 0 || files.entries[ei].rec != int32(i)+1 {
+			continue // no file, or an older record for the same base
+		}
+		e := files.entries[ei]
+		dirLen := len(root) + len(sep) + len(syncDirNames[e.dir]) + 1
+		path := paths[off : off+dirLen+len(e.name)]
+		off += len(path)
+		msgs = append(msgs, syncMessage(recs[i], e.dir, path, path[dirLen:]))
+	}
+	return msgs
+}
+
 // syncWriteUidlist persists new records: appended when that is all that
 // changed, or a full rewrite when the file needs one, or when records of
-// vanished files make up a quarter of it (Dovecot's 75% compress rule).
+// vanished files make up a quarter of it (Dovecot's 75% compress rule). It
+// reports whether records were dropped.
 //
 // Dropping a record whose file was only hidden by a racing rename would
 // give that file a second UID later, so a record is dropped only if its
 // file was missing from a clean listing now and from the previous sync.
-func (m *Mailbox) syncWriteUidlist(files map[string]syncEntry, added []UidlistRecord, clean bool) error {
+func (m *Mailbox) syncWriteUidlist(absentBases []string, added []UidlistRecord, clean bool) (bool, error) {
 	u := m.ul.u
-	absent := make(map[string]bool)
+	var absent map[string]bool
+	if len(absentBases) > 0 {
+		absent = make(map[string]bool, len(absentBases))
+	}
 	droppable := 0
-	for _, r := range u.Records {
-		if _, ok := files[r.Base()]; !ok {
-			absent[r.Base()] = true
-			if clean && m.absentPrev[r.Base()] {
-				droppable++
-			}
+	for _, base := range absentBases {
+		absent[base] = true
+		if clean && m.absentPrev[base] {
+			droppable++
 		}
 	}
 	prev := m.absentPrev
@@ -376,26 +481,28 @@ func (m *Mailbox) syncWriteUidlist(files map[string]syncEntry, added []UidlistRe
 		u.Records = slices.DeleteFunc(u.Records, func(r UidlistRecord) bool {
 			return absent[r.Base()] && prev[r.Base()]
 		})
-		return m.ul.rewrite()
+		return true, m.ul.rewrite()
 	}
 	if m.ul.needRewrite || m.ul.size == 0 {
-		return m.ul.rewrite()
+		return false, m.ul.rewrite()
 	}
 	if len(added) > 0 {
-		return m.ul.appendRecords(added)
+		return false, m.ul.appendRecords(added)
 	}
-	return nil
+	return false, nil
 }
 
-// syncMessage builds a Message from its record and file.
-func syncMessage(root string, r UidlistRecord, e syncEntry) Message {
-	msg := Message{UID: r.UID, Name: e.n, Dir: e.dir, Path: filepath.Join(root, e.dir, e.name), Size: -1, VSize: -1}
-	if v, ok := e.n.Size(); ok {
+// syncMessage builds a Message from its record and file; name is the file
+// name, a suffix of path.
+func syncMessage(r UidlistRecord, dir uint8, path, name string) Message {
+	n, _ := ParseName(name) // syncAddEntry let only valid names through
+	msg := Message{UID: r.UID, Name: n, Dir: syncDirNames[dir], Path: path, Size: -1, VSize: -1}
+	if v, ok := syncBaseField(n.Base, 'S'); ok {
 		msg.Size = v
 	} else if v, ok := r.Field('S'); ok {
 		msg.Size = int64(uidlistAtoi(v))
 	}
-	if v, ok := e.n.VSize(); ok {
+	if v, ok := syncBaseField(n.Base, 'W'); ok {
 		msg.VSize = v
 	} else if v, ok := r.Field('W'); ok {
 		msg.VSize = int64(uidlistAtoi(v))
@@ -403,27 +510,75 @@ func syncMessage(root string, r UidlistRecord, e syncEntry) Message {
 	return msg
 }
 
+// syncBaseField is Name.Size and Name.VSize (",<key>=<digits>" in the
+// base) without allocating: it runs for every message at every open.
+func syncBaseField(base string, key byte) (int64, bool) {
+	for i := strings.IndexByte(base, ','); i >= 0; {
+		f := base[i+1:]
+		next := strings.IndexByte(f, ',')
+		if next >= 0 {
+			f = f[:next]
+		}
+		if len(f) >= 2 && f[0] == key && f[1] == '=' {
+			v, ok := syncDecimal(f[2:])
+			if ok {
+				return v, true
+			}
+			return 0, false
+		}
+		if next < 0 {
+			break
+		}
+		i += 1 + next
+	}
+	return 0, false
+}
+
+// syncDecimal parses a non-negative decimal int64 exactly as
+// strconv.ParseInt(s, 10, 64) with a check for v >= 0 would, with a fast
+// path for plain digits.
+func syncDecimal(s string) (int64, bool) {
+	plain := s != "" && len(s) <= 18
+	for i := 0; plain && i < len(s); i++ {
+		plain = s[i] >= '0' && s[i] <= '9'
+	}
+	if !plain {
+		v, err := strconv.ParseInt(s, 10, 64)
+		return v, err == nil && v >= 0
+	}
+	var v int64
+	for i := 0; i < len(s); i++ {
+		v = v*10 + int64(s[i]-'0')
+	}
+	return v, true
+}
+
 // syncRecordChanges adds the differences between the view and msgs to
-// m.pending.
+// m.pending. Both are in ascending UID order, so one merge pass finds them.
+// The first sync of OpenMailbox has nothing to compare with.
 func (m *Mailbox) syncRecordChanges(msgs []Message) {
-	seen := make(map[uint32]bool, len(msgs))
+	if !m.opened {
+		return
+	}
 	var ch Changes
+	old := m.msgs
+	i := 0
 	for _, msg := range msgs {
-		seen[msg.UID] = true
-		i, ok := m.byUID[msg.UID]
-		if !ok {
+		for i < len(old) && old[i].UID < msg.UID {
+			ch.Expunged = append(ch.Expunged, old[i].UID)
+			i++
+		}
+		if i == len(old) || old[i].UID != msg.UID {
 			ch.New = append(ch.New, msg.UID)
 			continue
 		}
-		old := m.msgs[i].Name
-		if old.Flags != msg.Name.Flags || old.Keywords != msg.Name.Keywords {
+		if old[i].Name.Flags != msg.Name.Flags || old[i].Name.Keywords != msg.Name.Keywords {
 			ch.FlagsChanged = append(ch.FlagsChanged, msg.UID)
 		}
+		i++
 	}
-	for _, msg := range m.msgs {
-		if !seen[msg.UID] {
-			ch.Expunged = append(ch.Expunged, msg.UID)
-		}
+	for ; i < len(old); i++ {
+		ch.Expunged = append(ch.Expunged, old[i].UID)
 	}
 	m.pending = syncMergeChanges(m.pending, ch)
 }
@@ -431,6 +586,12 @@ func (m *Mailbox) syncRecordChanges(msgs []Message) {
 // syncMergeChanges folds later changes b into earlier a: a message that
 // came and went between two Syncs is not reported at all.
 func syncMergeChanges(a, b Changes) Changes {
+	if a.Empty() {
+		slices.Sort(b.New)
+		slices.Sort(b.Expunged)
+		slices.Sort(b.FlagsChanged)
+		return b
+	}
 	isNew := map[uint32]bool{}
 	for _, u := range a.New {
 		isNew[u] = true

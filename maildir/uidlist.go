@@ -85,11 +85,16 @@ var ErrUidlistHeader = errors.New("maildir: unusable dovecot-uidlist header")
 // ParseUidlist parses a whole dovecot-uidlist file. Only a bad header is an
 // error; bad record lines are skipped and counted in Dropped.
 func ParseUidlist(data []byte) (*Uidlist, error) {
-	line, rest, ok := bytes.Cut(data, []byte("\n"))
+	return parseUidlistText(string(data))
+}
+
+// parseUidlistText is ParseUidlist on text the records may keep slices of.
+func parseUidlistText(text string) (*Uidlist, error) {
+	line, rest, ok := strings.Cut(text, "\n")
 	if !ok && len(line) == 0 {
 		return nil, fmt.Errorf("%w: empty file", ErrUidlistHeader)
 	}
-	u, err := uidlistParseHeader(string(line))
+	u, err := uidlistParseHeader(line)
 	if err != nil {
 		return nil, err
 	}
@@ -158,25 +163,37 @@ func uidlistValidGUID(s string) bool {
 // parseRecords appends the complete lines of data as records. It returns
 // the number of bytes consumed: a trailing line without '\n' is left for a
 // later read, since a writer may be appending it.
-func (u *Uidlist) parseRecords(data []byte) int {
-	used := 0
-	for {
-		line, rest, ok := bytes.Cut(data[used:], []byte("\n"))
-		if !ok {
-			return used
-		}
-		used = len(data) - len(rest)
-		rec, ok := u.parseRecord(strings.TrimSuffix(string(line), "\r"))
+//
+// Every record's Name and Fields are slices of data, which the caller read
+// into one string: a 10,000-line file costs a few allocations, not tens of
+// thousands (pop3d parses it at every login).
+func (u *Uidlist) parseRecords(data string) int {
+	end := strings.LastIndexByte(data, '\n') + 1
+	if end == 0 {
+		return 0
+	}
+	text := data[:end]
+	if len(u.Records) == 0 {
+		u.Records = make([]UidlistRecord, 0, strings.Count(text, "\n"))
+	}
+	var arena []string // backing store of the records' Fields
+	for text != "" {
+		line, rest, _ := strings.Cut(text, "\n")
+		text = rest
+		rec, ok := u.parseRecord(strings.TrimSuffix(line, "\r"), &arena)
 		if !ok {
 			u.Dropped++
 			continue
 		}
 		u.addRecord(rec)
 	}
+	return end
 }
 
-// parseRecord parses one record line of the file's version.
-func (u *Uidlist) parseRecord(line string) (UidlistRecord, bool) {
+// parseRecord parses one record line of the file's version. Fields are
+// appended to *arena and the record gets a capped slice of it, so records
+// share one backing array and appending to one never touches another.
+func (u *Uidlist) parseRecord(line string, arena *[]string) (UidlistRecord, bool) {
 	uidStr, rest, ok := strings.Cut(line, " ")
 	if !ok {
 		return UidlistRecord{}, false
@@ -191,14 +208,23 @@ func (u *Uidlist) parseRecord(line string) (UidlistRecord, bool) {
 	rec := UidlistRecord{UID: uid}
 	rest = strings.TrimLeft(rest, " ")
 	if u.Version == uidlistVersion {
+		first := len(*arena)
 		for rest != "" && rest[0] != ':' {
 			var f string
 			f, rest, _ = strings.Cut(rest, " ")
 			rest = strings.TrimLeft(rest, " ")
 			if f[0] >= 'A' && f[0] <= 'Z' {
-				rec.Fields = append(rec.Fields, f)
+				if len(*arena) == cap(*arena) {
+					// A fresh block; records already made keep the old one.
+					*arena = append(make([]string, 0, max(64, 2*(len(*arena)-first+1))), (*arena)[first:]...)
+					first = 0
+				}
+				*arena = append(*arena, f)
 			}
 			// Dovecot drops fields with other keys; so do we.
+		}
+		if n := len(*arena); n > first {
+			rec.Fields = (*arena)[first:n:n]
 		}
 		rest = strings.TrimPrefix(rest, ":")
 	}
@@ -214,7 +240,7 @@ func (u *Uidlist) parseRecord(line string) (UidlistRecord, bool) {
 func (u *Uidlist) addRecord(rec UidlistRecord) {
 	base := rec.Base()
 	for i := len(u.Records) - 1; i >= 0 && i >= len(u.Records)-uidlistDupWindow; i-- {
-		if u.Records[i].Base() == base {
+		if uidlistHasBase(u.Records[i].Name, base) {
 			u.Records = append(u.Records[:i], u.Records[i+1:]...)
 			break
 		}
@@ -223,6 +249,20 @@ func (u *Uidlist) addRecord(rec UidlistRecord) {
 	if u.NextUID <= rec.UID {
 		u.NextUID = rec.UID + 1
 	}
+}
+
+// uidlistHasBase reports whether a recorded name has the given base. It
+// is Base() == base without a search for ':', and rejects on length and
+// the last byte first: it runs 64 times per line parsed.
+func uidlistHasBase(name, base string) bool {
+	n := len(base)
+	if len(name) < n || n == 0 || name[n-1] != base[n-1] {
+		return false
+	}
+	if len(name) > n && name[n] != ':' {
+		return false
+	}
+	return name[:n] == base
 }
 
 // uidlistDupWindow bounds the duplicate search in addRecord so parsing stays
@@ -340,13 +380,13 @@ func (f *uidlistFile) readAll() error {
 	if err != nil {
 		return err
 	}
-	data, err := io.ReadAll(fh)
+	data, err := uidlistReadString(fh, st.Size)
 	if err != nil {
 		return fmt.Errorf("maildir: read %s: %w", f.path, err)
 	}
 	old := f.u
 	f.reset()
-	u, err := ParseUidlist(data)
+	u, err := parseUidlistText(data)
 	if err != nil {
 		// Like Dovecot: a broken file is replaced on the next write. Keep
 		// the old UIDVALIDITY and next UID if we knew them, so UIDs never
@@ -370,9 +410,21 @@ func (f *uidlistFile) readAll() error {
 }
 
 // uidlistLastLine returns the length of an unterminated last line.
-func uidlistLastLine(data []byte) (int, int) {
-	i := bytes.LastIndexByte(data, '\n')
+func uidlistLastLine(data string) (int, int) {
+	i := strings.LastIndexByte(data, '\n')
 	return i, len(data) - (i + 1)
+}
+
+// uidlistReadString reads r to the end into a string, reading straight
+// into its final storage when size (from fstat) is right: the records keep
+// slices of it, so there is no []byte copy to throw away.
+func uidlistReadString(r io.Reader, size int64) (string, error) {
+	var b strings.Builder
+	if size > 0 && size < 1<<30 {
+		b.Grow(int(size) + 1) // +1: see EOF without growing
+	}
+	_, err := io.Copy(&b, r)
+	return b.String(), err
 }
 
 // readTail parses what was appended since the last read.
@@ -389,7 +441,7 @@ func (f *uidlistFile) readTail(st syscall.Stat_t, mtime time.Time) error {
 	if fst.Ino != f.ino {
 		return f.readAll() // replaced between stat and open
 	}
-	data, err := io.ReadAll(io.NewSectionReader(fh, f.offset, fst.Size-f.offset))
+	data, err := uidlistReadString(io.NewSectionReader(fh, f.offset, fst.Size-f.offset), fst.Size-f.offset)
 	if err != nil {
 		return fmt.Errorf("maildir: read %s: %w", f.path, err)
 	}

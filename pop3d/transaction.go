@@ -24,18 +24,19 @@ func parseMsgNumber(s string) (int, bool) {
 	return n, true
 }
 
-// argMessage resolves a message-number argument, answering -ERR itself
-// when it is not one; ok false means the reply is written.
-func (ss *session) argMessage(arg string) (m *dropMessage, n int, ok bool, err error) {
+// argMessage resolves a message-number argument to an index in the
+// snapshot, answering -ERR itself when it is not one; ok false means the
+// reply is written.
+func (ss *session) argMessage(arg string) (i, n int, ok bool, err error) {
 	n, valid := parseMsgNumber(arg)
 	if !valid {
-		return nil, 0, false, ss.fail("invalid message number")
+		return 0, 0, false, ss.fail("invalid message number")
 	}
-	m, exists := ss.drop.message(n)
+	i, exists := ss.drop.message(n)
 	if !exists {
-		return nil, 0, false, ss.fail("no such message")
+		return 0, 0, false, ss.fail("no such message")
 	}
-	return m, n, true, nil
+	return i, n, true, nil
 }
 
 // cmdStat: RFC 1939 §5, "+OK nn mm" counting messages not marked deleted.
@@ -50,23 +51,22 @@ func (ss *session) cmdStat(arg string) error {
 // cmdList: RFC 1939 §5, scan listings "n size".
 func (ss *session) cmdList(arg string) error {
 	if arg != "" {
-		m, n, ok, err := ss.argMessage(arg)
+		i, n, ok, err := ss.argMessage(arg)
 		if !ok {
 			return err
 		}
-		ss.reply("+OK %d %d", n, m.size)
+		ss.reply("+OK %d %d", n, ss.drop.size(i))
 		return nil
 	}
 	ss.reply("+OK %d messages (%d octets)", ss.drop.count, ss.drop.octets)
 	var buf []byte
 	for i := range ss.drop.msgs {
-		m := &ss.drop.msgs[i]
-		if m.deleted {
+		if ss.drop.msgs[i].state&dropDeleted != 0 {
 			continue
 		}
 		buf = strconv.AppendInt(buf[:0], int64(i+1), 10)
 		buf = append(buf, ' ')
-		buf = strconv.AppendInt(buf, m.size, 10)
+		buf = strconv.AppendInt(buf, ss.drop.size(i), 10)
 		buf = append(buf, '\r', '\n')
 		ss.w.Write(buf)
 	}
@@ -77,23 +77,22 @@ func (ss *session) cmdList(arg string) error {
 // cmdUidl: RFC 1939 §7, "n unique-id".
 func (ss *session) cmdUidl(arg string) error {
 	if arg != "" {
-		m, n, ok, err := ss.argMessage(arg)
+		i, n, ok, err := ss.argMessage(arg)
 		if !ok {
 			return err
 		}
-		ss.reply("+OK %d %s", n, m.uidl)
+		ss.reply("+OK %d %s", n, ss.drop.uidl(i))
 		return nil
 	}
 	ss.reply("+OK unique-id listing follows")
 	var buf []byte
 	for i := range ss.drop.msgs {
-		m := &ss.drop.msgs[i]
-		if m.deleted {
+		if ss.drop.msgs[i].state&dropDeleted != 0 {
 			continue
 		}
 		buf = strconv.AppendInt(buf[:0], int64(i+1), 10)
 		buf = append(buf, ' ')
-		buf = append(buf, m.uidl...)
+		buf = append(buf, ss.drop.uidl(i)...)
 		buf = append(buf, '\r', '\n')
 		ss.w.Write(buf)
 	}
@@ -103,13 +102,13 @@ func (ss *session) cmdUidl(arg string) error {
 
 // cmdDele marks a message; only QUIT removes it (RFC 1939 §6).
 func (ss *session) cmdDele(arg string) error {
-	m, n, ok, err := ss.argMessage(arg)
+	i, n, ok, err := ss.argMessage(arg)
 	if !ok {
 		return err
 	}
-	m.deleted = true
+	ss.drop.msgs[i].state |= dropDeleted
 	ss.drop.count--
-	ss.drop.octets -= m.size
+	ss.drop.octets -= ss.drop.size(i)
 	ss.reply("+OK message %d deleted", n)
 	return nil
 }
@@ -120,11 +119,10 @@ func (ss *session) cmdRset(arg string) error {
 		return ss.fail("RSET takes no argument")
 	}
 	for i := range ss.drop.msgs {
-		m := &ss.drop.msgs[i]
-		if m.deleted {
-			m.deleted = false
+		if m := &ss.drop.msgs[i]; m.state&dropDeleted != 0 {
+			m.state &^= dropDeleted
 			ss.drop.count++
-			ss.drop.octets += m.size
+			ss.drop.octets += ss.drop.size(i)
 		}
 	}
 	ss.reply("+OK maildrop has %d messages (%d octets)", ss.drop.count, ss.drop.octets)
@@ -132,14 +130,14 @@ func (ss *session) cmdRset(arg string) error {
 }
 
 func (ss *session) cmdRetr(arg string) error {
-	m, _, ok, err := ss.argMessage(arg)
+	i, _, ok, err := ss.argMessage(arg)
 	if !ok {
 		return err
 	}
-	if err := ss.sendMessage(m, "+OK "+strconv.FormatInt(m.size, 10)+" octets", -1); err != nil {
+	if err := ss.sendMessage(i, "+OK "+strconv.FormatInt(ss.drop.size(i), 10)+" octets", -1); err != nil {
 		return err
 	}
-	m.retrieved = true
+	ss.drop.msgs[i].state |= dropRetrieved
 	return nil
 }
 
@@ -151,25 +149,25 @@ func (ss *session) cmdTop(arg string) error {
 	if !ok || !valid {
 		return ss.fail("usage: TOP message lines")
 	}
-	m, _, ok, err := ss.argMessage(msgArg)
+	i, _, ok, err := ss.argMessage(msgArg)
 	if !ok {
 		return err
 	}
-	return ss.sendMessage(m, "+OK top of message follows", lines)
+	return ss.sendMessage(i, "+OK top of message follows", lines)
 }
 
 // sendMessage writes the status line and the message as a multi-line
 // response. A message that cannot be opened gets -ERR; a failure in the
 // middle of the body cannot be reported in-band any more, so it closes
 // the connection (the client sees no terminating line and knows).
-func (ss *session) sendMessage(m *dropMessage, status string, bodyLines int) error {
-	f, err := ss.drop.open(m)
+func (ss *session) sendMessage(i int, status string, bodyLines int) error {
+	f, err := ss.drop.open(i)
 	if err != nil {
 		if errors.Is(err, maildir.ErrExpunged) {
 			ss.reply("-ERR message was removed by another program")
 			return nil
 		}
-		ss.log.Error("retr", "uid", m.uid, "err", err)
+		ss.log.Error("retr", "uid", ss.drop.msgs[i].uid, "err", err)
 		ss.reply("-ERR [SYS/TEMP] cannot read the message")
 		return nil
 	}
@@ -179,7 +177,7 @@ func (ss *session) sendMessage(m *dropMessage, status string, bodyLines int) err
 		ss.fileBuf = newFileReader()
 	}
 	if err := copyMessage(ss.w, f, ss.fileBuf, bodyLines); err != nil {
-		ss.log.Error("retr", "uid", m.uid, "err", err)
+		ss.log.Error("retr", "uid", ss.drop.msgs[i].uid, "err", err)
 		return err
 	}
 	ss.fileBuf.Reset(nil)

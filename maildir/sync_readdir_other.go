@@ -1,0 +1,24 @@
+//go:build !linux
+
+package maildir
+
+import (
+	"fmt"
+	"os"
+)
+
+// syncReadDir returns the names in dir, without stat.
+func syncReadDir(dir string) ([]string, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("maildir: %w", err)
+	}
+	names, err := f.Readdirnames(-1)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("maildir: read %s: %w", dir, err)
+	}
+	return names, nil
+}

@@ -1,7 +1,6 @@
 package imapd
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -218,7 +217,9 @@ func (v *view) publishLocked(ev event, except *selected) {
 func (v *view) storeFlags(uids []uint32, change func(maildir.Flags, maildir.Keywords) (maildir.Flags, maildir.Keywords), from *selected) ([]uint32, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	var changed []uint32
+	// One batch for the whole command: the engine renames every file, then
+	// flushes cur/ (and new/) once, not once per message.
+	var batch []maildir.FlagChange
 	for _, uid := range uids {
 		i := v.index(uid)
 		if i < 0 {
@@ -228,19 +229,27 @@ func (v *view) storeFlags(uids []uint32, change func(maildir.Flags, maildir.Keyw
 		if f == v.msgs[i].flags && k == v.msgs[i].kw {
 			continue
 		}
-		err := v.mbox.SetFlags(uid, f, k)
-		if errors.Is(err, maildir.ErrExpunged) {
+		batch = append(batch, maildir.FlagChange{UID: uid, Flags: f, Keywords: k})
+	}
+	err := v.mbox.SetFlagsMany(batch)
+	// Whatever failed, the files renamed before it have their new flags:
+	// report exactly those (the engine's view says which).
+	var changed []uint32
+	for _, c := range batch {
+		m, ok := v.mbox.Lookup(c.UID)
+		if !ok || m.Name.Flags != c.Flags || m.Name.Keywords != c.Keywords {
 			continue
 		}
-		if err != nil {
-			return changed, err
+		i := v.index(c.UID)
+		if i < 0 {
+			continue
 		}
 		v.modseq++
-		v.msgs[i].flags, v.msgs[i].kw, v.msgs[i].modseq = f, k, v.modseq
-		changed = append(changed, uid)
-		v.publishLocked(event{evFlags, uid}, from)
+		v.msgs[i].flags, v.msgs[i].kw, v.msgs[i].modseq = c.Flags, c.Keywords, v.modseq
+		changed = append(changed, c.UID)
+		v.publishLocked(event{evFlags, c.UID}, from)
 	}
-	return changed, nil
+	return changed, err
 }
 
 // expunge deletes uids; every subscriber, the caller's session included,

@@ -111,3 +111,61 @@ func TestSetFlagsSyncsDestinationFirst(t *testing.T) {
 		t.Errorf("fsync order %v, want %v", order, want)
 	}
 }
+
+// TestSetFlagsMany: a batch renames every file, skips expunged UIDs, and
+// flushes cur/ then new/ once for the whole batch, whatever its size.
+func TestSetFlagsMany(t *testing.T) {
+	root := mbtestMaildir(t)
+	for range 5 {
+		mbtestMustDeliver(t, root, "hello\n")
+	}
+	m := mbtestOpen(t, root)
+	msgs := m.Messages()
+	if err := m.SetFlags(msgs[4].UID, FlagSeen, 0); err != nil { // already in cur/
+		t.Fatal(err)
+	}
+	var order []string
+	old := syncDir
+	syncDir = func(dir string) error {
+		order = append(order, filepath.Base(dir))
+		return old(dir)
+	}
+	defer func() { syncDir = old }()
+	changes := []FlagChange{
+		{UID: msgs[0].UID, Flags: FlagSeen},
+		{UID: msgs[1].UID, Flags: FlagFlagged | FlagSeen, Keywords: 1},
+		{UID: 999999}, // no such message: skipped
+		{UID: msgs[2].UID, Flags: FlagTrashed},
+		{UID: msgs[4].UID, Flags: FlagSeen | FlagReplied},
+	}
+	if err := m.SetFlagsMany(changes); err != nil {
+		t.Fatal(err)
+	}
+	if want := "cur,new"; strings.Join(order, ",") != want {
+		t.Errorf("fsyncs %v, want %s once each", order, want)
+	}
+	m2 := mbtestOpen(t, root)
+	for _, c := range changes {
+		got, ok := m2.Lookup(c.UID)
+		if c.UID == 999999 {
+			if ok {
+				t.Error("a message appeared for the unknown UID")
+			}
+			continue
+		}
+		if !ok || got.Dir != "cur" || got.Name.Flags != c.Flags || got.Name.Keywords != c.Keywords {
+			t.Errorf("uid %d: %+v, want cur/ with flags %v keywords %v", c.UID, got, c.Flags, c.Keywords)
+		}
+	}
+	if got, _ := m2.Lookup(msgs[3].UID); got.Dir != "new" {
+		t.Errorf("untouched message moved to %s", got.Dir)
+	}
+	// Within cur/ only: one flush of cur/.
+	order = nil
+	if err := m.SetFlagsMany([]FlagChange{{UID: msgs[0].UID, Flags: FlagSeen | FlagDraft}}); err != nil {
+		t.Fatal(err)
+	}
+	if want := "cur"; strings.Join(order, ",") != want {
+		t.Errorf("fsyncs %v, want %s", order, want)
+	}
+}

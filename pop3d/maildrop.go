@@ -339,15 +339,18 @@ func (d *maildrop) update() (int, error) {
 	}
 	var errs []error
 	freed := diskBytes(mbox, del)
+	// One batch: every read message moves new/ → cur/ with S, then cur/ and
+	// new/ are flushed once, not once per message.
+	var batch []maildir.FlagChange
 	for _, uid := range seen {
 		m, ok := mbox.Lookup(uid)
 		if !ok || m.Name.Flags&maildir.FlagSeen != 0 && m.Dir == "cur" {
 			continue
 		}
-		err := mbox.SetFlags(uid, m.Name.Flags|maildir.FlagSeen, m.Name.Keywords)
-		if err != nil && !errors.Is(err, maildir.ErrExpunged) {
-			errs = append(errs, err)
-		}
+		batch = append(batch, maildir.FlagChange{UID: uid, Flags: m.Name.Flags | maildir.FlagSeen, Keywords: m.Name.Keywords})
+	}
+	if err := mbox.SetFlagsMany(batch); err != nil {
+		errs = append(errs, err)
 	}
 	if err := mbox.Expunge(del...); err != nil {
 		errs = append(errs, err)

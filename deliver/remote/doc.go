@@ -20,7 +20,11 @@
 //     failed handshake retried in plaintext; encrypt: required; verify:
 //     required with a certificate valid for the server's name); AUTH PLAIN
 //     or LOGIN to the relay host only, and only over TLS.
-//   - Transaction: MAIL FROM with SIZE, BODY=8BITMIME and SMTPUTF8 only
+//   - Transaction: to a peer offering PIPELINING, MAIL FROM, every RCPT
+//     TO and DATA in one write, the replies then read in order (RFC 2920
+//     §3.1); to any other, one command at a time. The message follows
+//     the 354 with CRLF line ends and leading dots doubled (RFC 5321
+//     §4.5.2). MAIL FROM with SIZE, BODY=8BITMIME and SMTPUTF8 only
 //     when offered (a message that needs SMTPUTF8 to a peer without it
 //     bounces, 5.6.7, RFC 6531 §3.2); DSN's RET, ENVID, NOTIFY, ORCPT
 //     passed on when the peer offers DSN (RFC 3461 §6.2). Each RCPT reply
@@ -30,11 +34,12 @@
 //     recipients to the next address; after it, they are deferred.
 //     Status is the reply's enhanced code, else X.0.0 of its class.
 //   - Connections: one cached per endpoint after each transaction, reused
-//     (RSET, EHLO) by the next message to that host, closed after 5s idle
-//     or 100 messages; at most destination_concurrency sessions at once per
-//     destination. Every step has a timeout (connect 30s, greeting and
-//     commands 5m, each data write 3m, end of data 10m, RSET 20s) and a
-//     reply is bounded to 64 KiB. Safe for concurrent use.
+//     (RSET, no new EHLO) by the next message to that host, closed after
+//     5s idle or 100 messages; at most destination_concurrency sessions at
+//     once per destination. Every step has a timeout (connect 30s,
+//     greeting and commands 5m, each data write 3m, end of data 10m, RSET
+//     20s) and a reply is bounded to 64 KiB, 256 lines of 4 KiB. Safe for
+//     concurrent use.
 //   - Logs: connection events (connect, tls, resolve) with msgid= and
 //     relay=host[ip]:port; the daemon logs the per-recipient lines.
 package remote

@@ -35,6 +35,12 @@ type fakeMsg struct {
 	auth     string // "user:password" from AUTH PLAIN, "" if none
 }
 
+// fakeGroup is a pipelined group read before any reply to it.
+type fakeGroup struct {
+	cmds    []string
+	oneRead bool // all of it was buffered when MAIL was read: one segment
+}
+
 // fakeServer answers as its fields script it. Set them before the first
 // connection.
 type fakeServer struct {
@@ -49,6 +55,11 @@ type fakeServer struct {
 	dataResp func() string            // reply to the final dot; nil: 250
 	hold     chan struct{}            // when set, the reply to the final dot waits for it
 	entered  chan struct{}            // when set, told when a final dot arrived
+	// holdGroup: at MAIL, read every command up to DATA before the
+	// first reply, as a pipelining client's group (RFC 2920 §3.1) must
+	// allow; a client waiting for the MAIL reply would time out.
+	holdGroup  bool
+	dataAlways bool // answer DATA with 354 even without a recipient
 
 	mu        sync.Mutex
 	conns     int
@@ -58,6 +69,8 @@ type fakeServer struct {
 	maxInData int
 	msgs      []fakeMsg
 	cmds      []string // every command line, "<conn>: line"
+	groups    []fakeGroup
+	early     int      // commands that were already buffered when read, outside held groups
 	ended     chan int // connection numbers, as they end
 	wg        sync.WaitGroup
 	live      map[net.Conn]bool
@@ -146,13 +159,35 @@ func (s *fakeServer) serve(c net.Conn, n int) {
 	var cur fakeMsg
 	isTLS := false
 	auth := ""
+	var queued []string // commands of a held group not yet answered
 	for {
 		conn.SetDeadline(time.Now().Add(10 * time.Second))
-		line, err := br.ReadString('\n')
-		if err != nil {
-			return
+		var line string
+		if len(queued) > 0 {
+			line, queued = queued[0], queued[1:]
+		} else {
+			if br.Buffered() > 0 {
+				s.mu.Lock()
+				s.early++
+				s.mu.Unlock()
+			}
+			l, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			line = strings.TrimRight(l, "\r\n")
+			if s.holdGroup && strings.HasPrefix(strings.ToUpper(line), "MAIL ") {
+				group, ok := s.readGroup(br)
+				if !ok {
+					return
+				}
+				queued = group.cmds
+				group.cmds = append([]string{line}, group.cmds...)
+				s.mu.Lock()
+				s.groups = append(s.groups, group)
+				s.mu.Unlock()
+			}
 		}
-		line = strings.TrimRight(line, "\r\n")
 		s.mu.Lock()
 		s.cmds = append(s.cmds, fmt.Sprintf("%d: %s", n, line))
 		s.mu.Unlock()
@@ -217,7 +252,7 @@ func (s *fakeServer) serve(c net.Conn, n int) {
 				cur.rcpts = append(cur.rcpts, line)
 			}
 		case "DATA":
-			if len(cur.rcpts) == 0 {
+			if len(cur.rcpts) == 0 && !s.dataAlways {
 				write("554 5.5.1 no valid recipients")
 				continue
 			}
@@ -271,6 +306,26 @@ func (s *fakeServer) serve(c net.Conn, n int) {
 			write("500 5.5.2 what")
 		}
 	}
+}
+
+// readGroup reads the commands after MAIL up to DATA, without replying.
+func (s *fakeServer) readGroup(br *bufio.Reader) (fakeGroup, bool) {
+	g := fakeGroup{oneRead: true}
+	for range 1000 {
+		if br.Buffered() == 0 {
+			g.oneRead = false
+		}
+		l, err := br.ReadString('\n')
+		if err != nil {
+			return g, false
+		}
+		l = strings.TrimRight(l, "\r\n")
+		g.cmds = append(g.cmds, l)
+		if strings.EqualFold(l, "DATA") {
+			return g, true
+		}
+	}
+	return g, false
 }
 
 // fakeResolver answers from maps; a missing name is NXDOMAIN.

@@ -144,14 +144,9 @@ func (t *Transport) connect(ctx context.Context, msg *deliver.RemoteMessage, ep 
 // reset readies a cached session for a new transaction; it also shows
 // the peer has not closed it meanwhile.
 func (t *Transport) reset(s *session) error {
-	s.c.CommandTimeout = t.opts.Timeouts.Reset
-	defer func() { s.c.CommandTimeout = t.opts.Timeouts.Command }()
-	if err := s.c.Reset(); err != nil {
-		return err
-	}
-	// go-smtp forgets the EHLO at RSET; say it again under our name now
-	// rather than letting MAIL say "localhost".
-	return s.c.Hello(t.opts.Hostname)
+	// RFC 5321 §4.1.1.5: RSET clears the transaction, not the EHLO; the
+	// extensions it listed still hold.
+	return s.c.reset()
 }
 
 // informative ranks failures for the one reported when every server

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"mailroom/imapd/message"
 	"mailroom/imapd/wire"
 	"mailroom/maildir"
 )
@@ -270,7 +271,7 @@ func (sm *searchMsg) matchData(k wire.SearchKey) (bool, error) {
 		}
 		return compareDay(t, k.Date, strings.TrimPrefix(k.Op, "SENT")), nil
 	case "SUBJECT", "FROM", "TO", "CC", "BCC":
-		return sm.headerContains(strings.ToLower(k.Op), k.Value)
+		return sm.envelopeContains(k.Op, k.Value)
 	case "HEADER":
 		return sm.headerContains(k.Field, k.Value)
 	case "BODY":
@@ -293,6 +294,49 @@ func compareDay(t, day time.Time, op string) bool {
 		return td.Equal(day)
 	}
 	return !td.Before(day)
+}
+
+// envelopeContains answers SUBJECT, FROM, TO, CC and BCC from the
+// message's cached structure (mailroom-cache), so a search over a big
+// mailbox never opens the message files: the subject as the header has it
+// (unfolded, encoded words undecoded, as a scan of the file would see it),
+// each address as "name <mailbox@host>" and a group by its name (comments
+// and quoting are not kept, so text that only appears there does not
+// match).
+// Case-insensitive in ASCII, as headerContains.
+func (sm *searchMsg) envelopeContains(op, value string) (bool, error) {
+	fm, err := sm.fetched()
+	if err != nil {
+		return false, err
+	}
+	env := fm.st.Envelope()
+	needle := strings.ToLower(value)
+	var list []message.Address
+	switch op {
+	case "SUBJECT":
+		return env.Subject.Valid && strings.Contains(strings.ToLower(env.Subject.S), needle), nil
+	case "FROM":
+		list = env.From
+	case "TO":
+		list = env.To
+	case "CC":
+		list = env.Cc
+	case "BCC":
+		list = env.Bcc
+	}
+	for _, a := range list {
+		var text string
+		switch a.Kind {
+		case message.AddrMailbox:
+			text = a.Name + " <" + a.Mailbox + "@" + a.Host + ">"
+		case message.AddrGroupStart:
+			text = a.Mailbox // the group's name
+		}
+		if strings.Contains(strings.ToLower(text), needle) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // headerContains reports whether a field of the message's header holds

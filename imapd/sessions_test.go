@@ -158,3 +158,26 @@ func TestMailboxNameEscapes(t *testing.T) {
 		t.Errorf("the domain directory holds %d entries, want only the user's Maildir", len(ents))
 	}
 }
+
+// TestSearchAddressesAndSubject: SUBJECT, FROM, TO, CC and BCC are answered
+// from the cached envelope: display names, addresses, group names, folded
+// subjects; case-insensitive; no match on another field's text.
+func TestSearchAddressesAndSubject(t *testing.T) {
+	e := newTestEnv(t, nil)
+	deliver(t, e.root(), "", "From: \"Alice Example\" <alice@example.org>\nTo: undisclosed-recipients:;\n"+
+		"Cc: Carol <carol@example.net>\nBcc: dave@example.com\nSubject: Quarterly\n invoice for May\n\nbody\n")
+	deliver(t, e.root(), "", "From: bob@example.com\nTo: Alice <alice@example.org>\nSubject: lunch\n\ninvoice in the body only\n")
+	c := e.login()
+	c.cmd("s", "SELECT INBOX")
+	replay(t, c, []step{
+		{`a SEARCH SUBJECT "INVOICE"`, []string{"* SEARCH 1", "a OK SEARCH completed"}},
+		{`b SEARCH SUBJECT "quarterly invoice"`, []string{"* SEARCH 1", "b OK SEARCH completed"}},
+		{`c SEARCH FROM "alice example"`, []string{"* SEARCH 1", "c OK SEARCH completed"}},
+		{`d SEARCH FROM "@EXAMPLE.COM"`, []string{"* SEARCH 2", "d OK SEARCH completed"}},
+		{`e SEARCH TO "undisclosed"`, []string{"* SEARCH 1", "e OK SEARCH completed"}},
+		{`f SEARCH TO "alice@"`, []string{"* SEARCH 2", "f OK SEARCH completed"}},
+		{`g SEARCH CC "carol <carol@"`, []string{"* SEARCH 1", "g OK SEARCH completed"}},
+		{`h SEARCH BCC "dave"`, []string{"* SEARCH 1", "h OK SEARCH completed"}},
+		{`i SEARCH CC "alice"`, []string{"* SEARCH", "i OK SEARCH completed"}},
+	})
+}

@@ -18,9 +18,11 @@
 //     access to the queue). Every failure writes one line to stderr.
 //   - The submitter is the real uid: the kernel records it as the owner of the
 //     maildrop file. Only root and the users in [sendmail] trusted_users may
-//     set the envelope sender with -f/-r; anyone else's -f is replaced by
-//     their own login@origin, with a warning on stderr (the null sender, -f
-//     "", is allowed to everyone: it names nobody). Nothing runs setuid.
+//     set any envelope sender with -f/-r; anyone else may use their own
+//     address or an alias the aliases file gives them alone ("webmaster:
+//     alice"), and any other -f is replaced by their own login@origin, with
+//     a warning on stderr (the null sender, -f "", is allowed to everyone:
+//     it names nobody). Nothing runs setuid.
 //
 // The data contract with the spool: the message is stored with LF line ends,
 // as Maildir files are kept (CRLF from the caller becomes LF, as Postfix's

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"mailroom/internal/alias"
+	"mailroom/internal/route"
 	"mailroom/internal/config"
 )
 
@@ -220,7 +222,8 @@ func (r *run) ownAddress(id identity) string {
 
 // chooseSender applies the trust rule to a requested envelope sender:
 // root and trusted_users get what they ask; anyone may ask for the null
-// sender or their own address; anyone else's request is replaced by their
+// sender, their own address, or an alias of theirs (an address the aliases
+// file sends to them alone); anyone else's request is replaced by their
 // own address (Exim's rule for untrusted -f; sendmail 8 would add an
 // X-Authentication-Warning instead). The warning is "" when nothing changed.
 func (r *run) chooseSender(id identity, requested string, set bool) (sender, warning string) {
@@ -232,10 +235,32 @@ func (r *run) chooseSender(id identity, requested string, set bool) (sender, war
 		return "", ""
 	}
 	want := qualify(requested, r.origin)
-	if id.trusted || strings.EqualFold(want, own) {
+	if id.trusted || strings.EqualFold(want, own) || r.aliasOf(want, own) {
 		return want, ""
 	}
 	return own, fmt.Sprintf("sender <%s> ignored: user %s is not in trusted_users; sending as <%s>", want, id.login, own)
+}
+
+// aliasOf reports whether the aliases file makes addr an alias of own
+// alone: every final target of addr is own. Only the aliases file is read
+// (mode 0644); the passwd file, which users cannot read, is not needed,
+// since the answer depends on where the alias points, not on whether own
+// has a mailbox. A file that cannot be read allows nothing.
+func (r *run) aliasOf(addr, own string) bool {
+	aliases, err := alias.Load(r.cfg.AliasesFile)
+	if err != nil {
+		return false
+	}
+	res := route.New(r.cfg, nil, aliases).Resolve(addr)
+	if len(res.Targets) == 0 {
+		return false
+	}
+	for _, tg := range res.Targets {
+		if !strings.EqualFold(tg.Address, own) {
+			return false
+		}
+	}
+	return true
 }
 
 // fullName for a synthesised From: -F, else $NAME (Postfix), else GECOS.

@@ -183,9 +183,17 @@ func TestSubmitSenderTrust(t *testing.T) {
 		{"trusted by uid", 1000, "alice", "trusted_users = 1000\n", []string{"-r", "ceo@example.org"}, "ceo@example.org", false, "ceo@example.org"},
 		{"root is trusted", 0, "root", "trusted_users =\n", []string{"-f", "www-data"}, "www-data@example.org", false, "www-data@example.org"},
 		{"no -f", 1000, "alice", "", nil, "alice@example.org", false, "alice@example.org"},
+		{"untrusted, an alias of hers", 1000, "alice", "", []string{"-f", "webmaster@example.org"}, "webmaster@example.org", false, "webmaster@example.org"},
+		{"untrusted, her bare alias", 1000, "alice", "", []string{"-f", "webmaster"}, "webmaster@example.org", false, "webmaster@example.org"},
+		{"untrusted, a shared alias", 1000, "alice", "", []string{"-f", "sales@example.org"}, "alice@example.org", true, "alice@example.org"},
+		{"untrusted, someone else's alias", 1000, "alice", "", []string{"-f", "abuse@example.org"}, "alice@example.org", true, "alice@example.org"},
+		{"untrusted, alias chain to her", 1000, "alice", "", []string{"-f", "www@example.org"}, "www@example.org", false, "www@example.org"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newTestEnv(t, tc.trusted)
+			if err := os.WriteFile(e.alias, []byte("webmaster: alice\nsales: alice, bob\nabuse: bob\nwww: webmaster\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
 			e.uid, e.login, e.full = tc.uid, tc.login, ""
 			r := e.run("sendmail", "Subject: s\n\nbody\n", append(tc.args, "-i", "bob@example.net")...)
 			r.want(t, 0)

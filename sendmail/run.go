@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"mailroom/internal/alias"
-	"mailroom/internal/route"
 	"mailroom/internal/config"
+	"mailroom/internal/route"
 )
 
 // Exit statuses (sysexits.h).

@@ -22,8 +22,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"os/user"
-	"strconv"
 	"syscall"
 
 	"mailroom/deliver"
@@ -184,9 +182,9 @@ func notify(logs *slog.Logger, state string) {
 }
 
 // prepareQueue creates the spool and, started as root, gives it to the
-// owner of mail_root (group: smtpd's user's primary group, which smtpd
-// writes with) and drops to that uid and group, so the daemon can read
-// what smtpd spools; it refuses to go on as root.
+// ids the daemons share (privs.MailIDs: the owner of mail_root, the group
+// of the [smtpd] user, which smtpd writes with) and drops to them, so the
+// daemon can read what smtpd spools; it refuses to go on as root.
 func prepareQueue(cfg *config.Config) error {
 	if os.Geteuid() != 0 {
 		if os.Getuid() == 0 {
@@ -194,24 +192,18 @@ func prepareQueue(cfg *config.Config) error {
 		}
 		return spool.Setup(cfg.SpoolDir)
 	}
-	uid, gid, err := mailOwner(cfg.MailRoot)
+	uid, gid, err := privs.MailIDs(cfg.MailRoot, cfg.Smtpd.User)
 	if err != nil {
-		return err
-	}
-	spoolGID := gid
-	if u, err := user.Lookup(cfg.Smtpd.User); err == nil {
-		if g, err := strconv.Atoi(u.Gid); err == nil && g != 0 {
-			spoolGID = g
-		}
+		return fmt.Errorf("refusing to run the queue as root: %w", err)
 	}
 	if err := spool.Setup(cfg.SpoolDir); err != nil {
 		return err
 	}
-	if err := spool.SetOwner(cfg.SpoolDir, uid, spoolGID); err != nil {
+	if err := spool.SetOwner(cfg.SpoolDir, uid, gid); err != nil {
 		return err
 	}
-	if err := privs.DropTo(uid, spoolGID); err != nil {
-		return fmt.Errorf("refusing to run as root: becoming uid %d gid %d: %w", uid, spoolGID, err)
+	if err := privs.DropTo(uid, gid); err != nil {
+		return fmt.Errorf("refusing to run as root: becoming uid %d gid %d: %w", uid, gid, err)
 	}
 	return nil
 }

@@ -7,20 +7,22 @@
 # until the sink has exited (bench/mailbench remote).
 #
 # mailroom: N messages of ~5 KB submitted with bin/sendmail (as nobody,
-# 8 at a time) while no daemon runs, so they wait in the spool's
-# maildrop; that spool is kept as a template and copied for each run.
-# The run starts `deliver --queue`, whose transport_file maps the domain
-# to [127.0.0.1]:PORT: its time includes the daemon's start and picking
-# the messages up from the maildrop into the queue, then remote delivery.
+# 8 at a time) while no daemon runs, then moved from the maildrop into the
+# queue (`mailbench pickup`, as the spool's owner, what the daemon's pickup
+# does), so they wait in queue/ as Postfix's wait in its deferred queue;
+# that spool is kept as a template and copied for each run. The run starts
+# `deliver --queue`, whose transport_file maps the domain to
+# [127.0.0.1]:PORT: its time is the daemon's start and remote delivery.
+# (PICKUP_IN_CLOCK=1 leaves the messages in the maildrop instead, so the
+# daemon's pickup is timed too, as in the first version of this script.)
 #
 # Postfix: a private instance (postfix -c DIR) with transport_maps
 # mapping the domain to smtp:[127.0.0.1]:PORT and defer_transports = smtp:
 # N messages are sent to its smtpd with smtp-source, cleanup queues them
 # and qmgr parks them in the deferred queue without any delivery attempt.
 # The run is `postqueue -f` (which delivers deferred transports too): the
-# time is qmgr and smtp(8) alone, the messages already in the queue. This
-# favours Postfix: its pickup/cleanup work is not in the clock, mailroom's
-# pickup is.
+# time is qmgr and smtp(8) alone, the messages already in the queue, as
+# mailroom's.
 #
 # CPU per message: mailroom, the daemon process (run by mailbench, stopped
 # with SIGTERM when the sink is done); Postfix, the growth of the master's
@@ -115,6 +117,10 @@ setup_mailroom() {
 	echo "bench: filling mailroom's maildrop with $N messages" >&2
 	"$mb" sendmail -n "$N" -p 8 -msg "$work/msg.eml" -uid "$(id -u nobody)" -gid "$(id -g nobody)" -timeout "$TIMEOUT" \
 		-- env -i PATH=/usr/bin:/bin HOME=/ USER=nobody LOGNAME=nobody "$bin/sendmail" -C "$mr/mailroom.conf" -i "$RCPT" >&2
+	if [ "${PICKUP_IN_CLOCK:-0}" != 1 ]; then
+		setpriv --reuid="$(id -u "$QUEUE_USER")" --regid="$(stat -c %g "$mr/spool/queue")" --clear-groups -- \
+			"$mb" pickup -spool "$mr/spool" >&2
+	fi
 	mv "$mr/spool" "$mr/spool.template"
 }
 
@@ -267,7 +273,7 @@ main() {
 	{
 		echo
 		echo "Postfix $(postconf -d -h mail_version 2>/dev/null) (Debian package, defaults: qmgr + smtp(8), from its deferred queue via postqueue -f);"
-		echo "mailroom deliver --queue (CGO_ENABLED=0 build, defaults; from the maildrop, daemon start included). Sink: $SINK -M N."
+		echo "mailroom deliver --queue (CGO_ENABLED=0 build, defaults; from $( [ "${PICKUP_IN_CLOCK:-0}" = 1 ] && echo "the maildrop, pickup" || echo "queue/") and daemon start included). Sink: $SINK -M N."
 		echo "$(nproc) CPUs, $(df -T "$work" | awk 'NR==2{print $2}'), load1 at the end: $(cut -d' ' -f1 /proc/loadavg). Raw lines: bench/out/remote.raw."
 	} | tee -a "$out/remote.md"
 }

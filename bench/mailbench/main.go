@@ -11,6 +11,7 @@
 //	mailbench mkmaildir -n N -seed S -dir MAILDIR
 //	mailbench sendmail -n N -p P -msg FILE [-uid U -gid G] -- SENDMAIL [ARGS...]
 //	mailbench remote -n N -sink-pid PID [-server-pid P,...] -- COMMAND [ARGS...]
+//	mailbench pickup -spool DIR
 //
 // mda runs COMMAND once per message with the message on stdin, P at a time,
 // the way an MTA runs an MDA; engine delivers in-process through the maildir
@@ -50,6 +51,8 @@ func main() {
 		err = runMkMaildir(os.Args[2:])
 	case "sendmail":
 		err = runSendmail(os.Args[2:])
+	case "pickup":
+		err = runPickup(os.Args[2:])
 	case "remote":
 		err = runRemote(os.Args[2:])
 	default:
@@ -62,7 +65,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: mailbench mda|engine|disk|pop3|imap|smtp|mkmaildir [flags] (see the package comment)")
+	fmt.Fprintln(os.Stderr, "usage: mailbench mda|engine|disk|pop3|imap|smtp|mkmaildir|sendmail|remote|pickup [flags] (see the package comment)")
 	os.Exit(2)
 }
 

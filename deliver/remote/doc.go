@@ -26,7 +26,8 @@
 //     the 354 with CRLF line ends and leading dots doubled (RFC 5321
 //     §4.5.2). MAIL FROM with SIZE, BODY=8BITMIME and SMTPUTF8 only
 //     when offered (a message that needs SMTPUTF8 to a peer without it
-//     bounces, 5.6.7, RFC 6531 §3.2); DSN's RET, ENVID, NOTIFY, ORCPT
+//     bounces, 5.6.7, RFC 6531 §3.2; one with 8-bit content to a peer
+//     without 8BITMIME bounces, 5.6.3, RFC 6152 §3); DSN's RET, ENVID, NOTIFY, ORCPT
 //     passed on when the peer offers DSN (RFC 3461 §6.2). Each RCPT reply
 //     decides its recipient (2xx accepted, 4xx temporary, 5xx permanent);
 //     the reply to the end of data decides every accepted one. A 421 or a

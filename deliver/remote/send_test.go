@@ -398,6 +398,51 @@ func TestSMTPUTF8(t *testing.T) {
 	}
 }
 
+// TestEightBitToPeerWithout8BITMIME: RFC 6152 §3. An 8-bit message is
+// returned (5.6.3), never sent as it is, to a peer without 8BITMIME; a
+// 7-bit one goes without BODY=; a peer with 8BITMIME gets BODY=8BITMIME.
+func TestEightBitToPeerWithout8BITMIME(t *testing.T) {
+	old7 := newFakeServer(t)
+	old7.ext = []string{"PIPELINING", "ENHANCEDSTATUSCODES", "SIZE 100000"}
+	old7.start()
+	modern := newFakeServer(t).start()
+	body8 := "From: a@sender.test\r\nSubject: x\r\n\r\ncaf\xc3\xa9\r\n"
+	head8 := "From: a@sender.test\r\nSubject: caf\xc3\xa9\r\n\r\nplain\r\n"
+	tests := []struct {
+		name     string
+		srv      *fakeServer
+		body     string
+		outcome  deliver.RemoteOutcome
+		status   string
+		mailLine string
+	}{
+		{"8-bit body, no 8BITMIME", old7, body8, perm, "5.6.3", ""},
+		{"8-bit header, no 8BITMIME", old7, head8, perm, "5.6.3", ""},
+		{"7-bit, no 8BITMIME", old7, testBody, sent, "2.0.0", "MAIL FROM:<a@sender.test> SIZE=" + strconv.Itoa(len(testBody))},
+		{"8-bit body, 8BITMIME", modern, body8, sent, "2.0.0", "MAIL FROM:<a@sender.test> BODY=8BITMIME SIZE=" + strconv.Itoa(len(body8))},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, Options{})
+			exampleNet(h)
+			h.route("192.0.2.1:25", tc.srv)
+			before := len(tc.srv.messages())
+			res := h.tr.Send(t.Context(), message("a@sender.test", tc.body, "b@example.net"))
+			wantResult(t, res[0], tc.outcome, tc.status)
+			msgs := tc.srv.messages()
+			if tc.mailLine == "" {
+				if len(msgs) != before {
+					t.Error("the message was sent anyway")
+				}
+				return
+			}
+			if len(msgs) != before+1 || msgs[len(msgs)-1].mailLine != tc.mailLine {
+				t.Errorf("MAIL line %q, want %q", msgs[len(msgs)-1].mailLine, tc.mailLine)
+			}
+		})
+	}
+}
+
 func TestDSNParameters(t *testing.T) {
 	for _, offer := range []bool{true, false} {
 		srv := newFakeServer(t)

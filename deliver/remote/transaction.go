@@ -55,6 +55,31 @@ func inspectMessage(msg *deliver.RemoteMessage) (messageInfo, error) {
 	return mi, nil
 }
 
+// eightBit reports whether the message (after any From_ line) has a byte
+// above 0x7f. It reads the whole message, so it is asked only when a peer
+// lacks 8BITMIME.
+func eightBit(msg *deliver.RemoteMessage, mi messageInfo) (bool, error) {
+	if mi.header8bit {
+		return true, nil
+	}
+	buf := make([]byte, 32<<10)
+	r := io.NewSectionReader(msg.Data, mi.start, msg.Size-mi.start)
+	for {
+		n, err := r.Read(buf)
+		for _, c := range buf[:n] {
+			if c >= 0x80 {
+				return true, nil
+			}
+		}
+		if err == io.EOF {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+}
+
 func nonASCII(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= 0x80 {
@@ -297,12 +322,25 @@ func (t *Transport) mailCommand(s *session, msg *deliver.RemoteMessage, mi messa
 		return "", &deliver.RemoteResult{Outcome: deliver.RemotePermFail, Status: "5.3.4", Relay: s.relay,
 			Reason: fmt.Sprintf("message size %d exceeds the limit of %d at %s", size, max, s.relay)}
 	}
+	eightOK, _ := s.c.extension("8BITMIME")
+	if !eightOK {
+		// RFC 6152 §3: 8-bit data must not go to a peer without 8BITMIME;
+		// the message is converted or returned. mailroom returns it (5.6.3)
+		// rather than rewrite MIME parts; peers without 8BITMIME are rare.
+		has8bit, err := eightBit(msg, mi)
+		if err != nil {
+			return "", &deliver.RemoteResult{Outcome: deliver.RemoteTempFail, Status: "4.3.0", Relay: s.relay,
+				Reason: fmt.Sprintf("reading the message: %v", err)}
+		}
+		if has8bit {
+			return "", &deliver.RemoteResult{Outcome: deliver.RemotePermFail, Status: "5.6.3", Relay: s.relay,
+				Reason: "the message has 8-bit content and " + s.relay + " does not offer 8BITMIME"}
+		}
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "MAIL FROM:<%s>", env.Sender)
-	// BODY=8BITMIME whenever the peer offers it (RFC 6152 §2). When it
-	// does not, an 8-bit body is sent as it is (RFC 6152 §3 would have it
-	// converted; see deliver(8), REMOTE DELIVERY).
-	if ok, _ := s.c.extension("8BITMIME"); ok {
+	// BODY=8BITMIME whenever the peer offers it (RFC 6152 §2).
+	if eightOK {
 		b.WriteString(" BODY=8BITMIME")
 	}
 	if ok, _ := s.c.extension("SIZE"); ok && size > 0 {

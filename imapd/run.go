@@ -4,13 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -82,7 +80,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		return err
 	}
 	defer set.Close()
-	if err := dropPrivileges(cfg.MailRoot, cfg.Smtpd.User); err != nil {
+	if err := privs.DropToMail(cfg.MailRoot, cfg.Smtpd.User); err != nil {
 		return err
 	}
 	var tlsFunc func() *tls.Config
@@ -145,24 +143,10 @@ loop:
 // Wants turns the config's addresses (listen_imap, listen_imaps) and
 // --listen into what listen.Open binds.
 func Wants(cfg *config.Config, flags []string) ([]listen.Want, error) {
-	imap, imaps := cfg.Imapd.ListenIMAP, cfg.Imapd.ListenIMAPS
-	if len(flags) > 0 {
-		imap, imaps = nil, nil
-		for _, f := range flags {
-			name, addr, named := strings.Cut(f, "=")
-			switch {
-			case !named:
-				imap = append(imap, f)
-			case name == ServiceIMAP:
-				imap = append(imap, addr)
-			case name == ServiceIMAPS:
-				imaps = append(imaps, addr)
-			default:
-				return nil, fmt.Errorf("--listen %s: unknown service %q (want imap or imaps)", f, name)
-			}
-		}
-	}
-	return []listen.Want{{Name: ServiceIMAP, Addrs: imap}, {Name: ServiceIMAPS, Addrs: imaps}}, nil
+	return listen.FromFlags([]listen.Want{
+		{Name: ServiceIMAP, Addrs: cfg.Imapd.ListenIMAP},
+		{Name: ServiceIMAPS, Addrs: cfg.Imapd.ListenIMAPS},
+	}, flags)
 }
 
 // serving wraps the sockets of set with the connection limits of
@@ -221,21 +205,4 @@ func reloadTables(log *slog.Logger, cfg *config.Config, users *atomic.Pointer[ac
 }
 
 // ErrRoot is returned by Run when it would have to serve as root.
-var ErrRoot = errors.New("refusing to serve as root")
-
-// dropPrivileges makes an imapd started as root serve as the owner of
-// mail_root (vmail) in the group mailroom's daemons share; it refuses to
-// serve as root.
-func dropPrivileges(mailRoot, groupUser string) error {
-	if os.Geteuid() != 0 {
-		return nil
-	}
-	uid, gid, err := privs.MailIDs(mailRoot, groupUser)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrRoot, err)
-	}
-	if err := privs.DropTo(uid, gid); err != nil {
-		return fmt.Errorf("%w: becoming uid %d gid %d: %w", ErrRoot, uid, gid, err)
-	}
-	return nil
-}
+var ErrRoot = privs.ErrRoot

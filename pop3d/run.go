@@ -4,13 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -83,7 +81,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		return err
 	}
 	defer set.Close()
-	if err := dropPrivileges(cfg.MailRoot, cfg.Smtpd.User); err != nil {
+	if err := privs.DropToMail(cfg.MailRoot, cfg.Smtpd.User); err != nil {
 		return err
 	}
 	var tlsFunc func() *tls.Config
@@ -147,24 +145,10 @@ loop:
 // Wants turns the config's addresses and --listen into what listen.Open
 // binds.
 func Wants(cfg *config.Config, flags []string) ([]listen.Want, error) {
-	pop3, pop3s := cfg.Pop3d.ListenPOP3, cfg.Pop3d.ListenPOP3S
-	if len(flags) > 0 {
-		pop3, pop3s = nil, nil
-		for _, f := range flags {
-			name, addr, named := strings.Cut(f, "=")
-			switch {
-			case !named:
-				pop3 = append(pop3, f)
-			case name == ServicePOP3:
-				pop3 = append(pop3, addr)
-			case name == ServicePOP3S:
-				pop3s = append(pop3s, addr)
-			default:
-				return nil, fmt.Errorf("--listen %s: unknown service %q (want pop3 or pop3s)", f, name)
-			}
-		}
-	}
-	return []listen.Want{{Name: ServicePOP3, Addrs: pop3}, {Name: ServicePOP3S, Addrs: pop3s}}, nil
+	return listen.FromFlags([]listen.Want{
+		{Name: ServicePOP3, Addrs: cfg.Pop3d.ListenPOP3},
+		{Name: ServicePOP3S, Addrs: cfg.Pop3d.ListenPOP3S},
+	}, flags)
 }
 
 // serving wraps the sockets of set with the connection limits.
@@ -223,22 +207,4 @@ func reloadTables(log *slog.Logger, cfg *config.Config, users *atomic.Pointer[ac
 }
 
 // ErrRoot is returned by Run when it would have to serve as root.
-var ErrRoot = errors.New("refusing to serve as root")
-
-// dropPrivileges makes a pop3d started as root serve as the owner of
-// mail_root (vmail), who owns the Maildirs, in the group mailroom's daemons
-// share (privs.MailIDs), so that the passwd file and the TLS key can be read
-// again on SIGHUP; it refuses to serve as root.
-func dropPrivileges(mailRoot, groupUser string) error {
-	if os.Geteuid() != 0 {
-		return nil
-	}
-	uid, gid, err := privs.MailIDs(mailRoot, groupUser)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrRoot, err)
-	}
-	if err := privs.DropTo(uid, gid); err != nil {
-		return fmt.Errorf("%w: becoming uid %d gid %d: %w", ErrRoot, uid, gid, err)
-	}
-	return nil
-}
+var ErrRoot = privs.ErrRoot

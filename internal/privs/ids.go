@@ -3,6 +3,7 @@ package privs
 import (
 	"errors"
 	"fmt"
+	"os"
 	"os/user"
 	"strconv"
 )
@@ -50,4 +51,24 @@ func MailIDs(mailRoot, groupUser string) (uid, gid int, err error) {
 		return 0, 0, fmt.Errorf("the daemons' group (that of user %q, else of mail_root %s) is root", groupUser, mailRoot)
 	}
 	return uid, gid, nil
+}
+
+// ErrRoot is wrapped when a daemon would have to serve as root.
+var ErrRoot = errors.New("refusing to serve as root")
+
+// DropToMail makes a daemon started as root that works in the Maildirs
+// (pop3d, imapd) continue with the ids of MailIDs; anyone else keeps its
+// ids. Every failure wraps ErrRoot.
+func DropToMail(mailRoot, groupUser string) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	uid, gid, err := MailIDs(mailRoot, groupUser)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrRoot, err)
+	}
+	if err := DropTo(uid, gid); err != nil {
+		return fmt.Errorf("%w: becoming uid %d gid %d: %w", ErrRoot, uid, gid, err)
+	}
+	return nil
 }

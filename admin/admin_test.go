@@ -3,7 +3,9 @@ package admin
 import (
 	"bytes"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -12,11 +14,13 @@ import (
 
 	"mailroom/internal/account"
 	"mailroom/internal/account/accounttest"
+	"mailroom/spool"
 )
 
 // install is a temporary mailroom setup: config, passwd, aliases, mail root.
 type install struct {
-	dir, conf, passwd, aliases, mailRoot string
+	dir, conf, passwd, aliases, mailRoot, spool string
+	ids                                         expectedIDs // the owner and group check expects
 }
 
 // newInstall also makes new hashes cheap for the test (the hashes keep
@@ -32,17 +36,56 @@ func newInstall(t *testing.T) install {
 		passwd:   filepath.Join(dir, "passwd"),
 		aliases:  filepath.Join(dir, "aliases"),
 		mailRoot: filepath.Join(dir, "mail"),
+		spool:    filepath.Join(dir, "spool"),
 	}
 	conf := "domains = example.org, example.net\n" +
 		"mail_root = " + in.mailRoot + "\n" +
 		"passwd_file = " + in.passwd + "\n" +
-		"aliases_file = " + in.aliases + "\n"
+		"aliases_file = " + in.aliases + "\n" +
+		"spool_dir = " + in.spool + "\n" +
+		"[smtpd]\nuser = " + testDaemonUser + "\n"
 	mustWrite(t, in.conf, conf, 0o644)
 	mustWrite(t, in.aliases, "postmaster: bob@example.org\n", 0o644)
 	if err := os.Mkdir(in.mailRoot, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	if err := spool.Setup(in.spool); err != nil {
+		t.Fatal(err)
+	}
+	in.ids = fakeDaemonUser(t)
+	if os.Geteuid() == 0 {
+		// As installed: mail_root and the spool are vmail's (here
+		// nobody's), the spool's group the daemons' (here nogroup's).
+		must(t, os.Chown(in.mailRoot, in.ids.owner.id, in.ids.owner.id))
+		must(t, spool.SetOwner(in.spool, in.ids.owner.id, in.ids.group.id))
+	}
 	return in
+}
+
+// testDaemonUser is the [smtpd] user of the test installs, answered by
+// fakeDaemonUser's lookup.
+const testDaemonUser = "mailroom-test-daemon"
+
+// fakeDaemonUser makes testDaemonUser resolve, for the rest of the test,
+// to a user whose primary group the test's files can have: the test's own
+// group, or nogroup (65534) when the test runs as root (root's group 0 is
+// what check refuses). It returns the owner and group check then expects
+// of the spool: the test's own ids, or nobody:nogroup as root.
+func fakeDaemonUser(t *testing.T) expectedIDs {
+	t.Helper()
+	uid, gid := os.Geteuid(), os.Getegid()
+	if uid == 0 {
+		uid, gid = 65534, 65534
+	}
+	saved := lookupUser
+	t.Cleanup(func() { lookupUser = saved })
+	lookupUser = func(name string) (*user.User, error) {
+		if name == testDaemonUser {
+			return &user.User{Uid: "4242", Gid: strconv.Itoa(gid), Username: name}, nil
+		}
+		return saved(name)
+	}
+	return expectedIDs{owner: ident{uid, userName(uid)}, group: ident{gid, groupName(gid)}}
 }
 
 func mustWrite(t *testing.T, path, content string, mode os.FileMode) {

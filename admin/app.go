@@ -14,7 +14,10 @@
 // 1024-based) and writes Dovecot's userdb_quota_rule with an explicit unit;
 // "check" reports, besides file and Maildir problems, an empty domains
 // list and every user whose Maildir is not below mail_root or whose domain
-// is not hosted, all of which make deliver refuse that user's mail.
+// is not hosted, all of which make deliver refuse that user's mail; and
+// every wrong owner or mode of the spool, the passwd file, the TLS key,
+// mail_root and mailroom.conf (perms.go), one line each, ending in
+// "fix: " and a shell command that mends it.
 package admin
 
 import (

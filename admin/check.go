@@ -18,7 +18,7 @@ import (
 func checkCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "check",
-		Usage: "check configuration, users, aliases and Maildirs; one line per problem",
+		Usage: "check configuration, users, aliases, Maildirs, owners and modes; one line per problem, with its fix",
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 0 {
 				return usageErrorf("check takes no arguments")
@@ -51,16 +51,28 @@ func runCheck(c *cli.Context) []string {
 		add("domains is empty: no mail is delivered locally")
 	}
 
+	ids, idProblems := resolveIDs(cfg)
+	problems = append(problems, idProblems...)
+
 	rootUID, rootOK := -1, false
-	if st, err := os.Stat(cfg.MailRoot); err != nil {
+	if st, err := os.Stat(cfg.MailRoot); fileMissing(err) {
+		// vmail's alone: the Maildirs are no one else's (docs/security.md).
+		add("mail_root %s: does not exist; fix: install -d -o %s -g %s -m 0700 %s",
+			cfg.MailRoot, defaultOwnerName, defaultOwnerName, shellQuote(cfg.MailRoot))
+	} else if err != nil {
 		add("mail_root: %v", err)
 	} else if !st.IsDir() {
 		add("mail_root %s: not a directory", cfg.MailRoot)
 	} else {
 		rootUID, _ = ownerOf(st)
-		rootOK = true
+		// A root-owned mail_root is reported once below; Maildirs are
+		// then not held against root as their expected owner.
+		rootOK = rootUID != 0
+		if msg := checkMailRootOwner(cfg.MailRoot, st, ids); msg != "" {
+			add("%s", msg)
+		}
 		if msg := writableByOthers(st); msg != "" {
-			add("mail_root %s: %s", cfg.MailRoot, msg)
+			add("mail_root %s: %s; fix: chmod go-w %s", cfg.MailRoot, msg, shellQuote(cfg.MailRoot))
 		}
 	}
 
@@ -70,13 +82,11 @@ func runCheck(c *cli.Context) []string {
 		}
 	}
 
-	if st, err := os.Stat(cfg.PasswdFile); err != nil {
+	problems = append(problems, checkPermissions(cfg, configFile(c), ids)...)
+
+	if _, err := os.Stat(cfg.PasswdFile); err != nil {
 		add("passwd_file: %v", err)
 		return problems
-	} else if st.Mode().Perm()&0o006 != 0 {
-		add("passwd_file %s: mode %#o lets every local user read or write password hashes (want 0640 or stricter)", cfg.PasswdFile, st.Mode().Perm())
-	} else if st.Mode().Perm()&0o020 != 0 {
-		add("passwd_file %s: group-writable (mode %#o)", cfg.PasswdFile, st.Mode().Perm())
 	}
 	db, err := account.Load(cfg.PasswdFile, cfg.MailRoot)
 	if err != nil {
@@ -153,12 +163,23 @@ func checkMaildir(root string, wantUID int) []string {
 func checkDir(path string, st fs.FileInfo, wantUID int) []string {
 	var problems []string
 	if msg := writableByOthers(st); msg != "" {
-		problems = append(problems, fmt.Sprintf("%s: %s", path, msg))
+		problems = append(problems, fmt.Sprintf("%s: %s; fix: chmod go-w %s", path, msg, shellQuote(path)))
 	}
 	if uid, _ := ownerOf(st); wantUID >= 0 && uid != wantUID {
-		problems = append(problems, fmt.Sprintf("%s: owned by uid %d, want %d", path, uid, wantUID))
+		problems = append(problems, fmt.Sprintf("%s: owned by uid %d, want %d; fix: chown -R %s %s",
+			path, uid, wantUID, shellQuote(userName(wantUID)), shellQuote(path)))
 	}
 	return problems
+}
+
+// configFile is the configuration file check looks at: --config, or the
+// default when it exists ("" when the built-in defaults are in use).
+func configFile(c *cli.Context) string {
+	path := c.String("config")
+	if _, err := os.Stat(path); err != nil {
+		return ""
+	}
+	return path
 }
 
 func writableByOthers(st fs.FileInfo) string {

@@ -63,7 +63,7 @@ func TestCheckOwnership(t *testing.T) {
 	if code, _, errOut := in.run(t, "pw\n", "user", "add", "--uid", "4321", "--gid", "4321", "bob@example.org"); code != ExitOK {
 		t.Fatalf("add: exit %d, %q", code, errOut)
 	}
-	must(t, os.Chmod(in.passwd, 0o600))
+	must(t, os.Chmod(in.passwd, 0o640))
 	bob := filepath.Join(in.mailRoot, "example.org", "bob")
 	st, err := os.Stat(filepath.Join(bob, ".Sent", "new"))
 	if err != nil {

@@ -136,7 +136,7 @@ func userAdd(c *cli.Context) error {
 	if err := createMaildir(cfg, root, u.UID, u.GID); err != nil {
 		return err
 	}
-	if err := account.AddUser(cfg.PasswdFile, u); err != nil {
+	if err := editPasswd(cfg, func() error { return account.AddUser(cfg.PasswdFile, u) }); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.App.Writer, "added %s, Maildir %s\n", addr, root)
@@ -172,7 +172,7 @@ func userPasswd(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := account.SetPassword(cfg.PasswdFile, addr, h); err != nil {
+	if err := editPasswd(cfg, func() error { return account.SetPassword(cfg.PasswdFile, addr, h) }); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.App.Writer, "password of %s changed\n", addr)
@@ -184,7 +184,7 @@ func userDel(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := account.DeleteUser(cfg.PasswdFile, addr); err != nil {
+	if err := editPasswd(cfg, func() error { return account.DeleteUser(cfg.PasswdFile, addr) }); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.App.Writer, "deleted %s; its mail in %s was not deleted\n", addr, root)

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -165,7 +166,8 @@ func edit(path string, create bool, change func([]string) ([]string, error)) err
 			return fmt.Errorf("passwd file: %w", err)
 		}
 		mode = st.Mode().Perm()
-		if sys, ok := st.Sys().(*unix.Stat_t); ok {
+		// os.Stat's Sys is a *syscall.Stat_t (never x/sys/unix's type).
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
 			uid, gid = int(sys.Uid), int(sys.Gid)
 		}
 	case create && errors.Is(err, fs.ErrNotExist):

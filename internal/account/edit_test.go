@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -201,5 +202,33 @@ func TestAddUserRefusesFieldInjection(t *testing.T) {
 				t.Errorf("file changed by a refused AddUser:\n%s", got)
 			}
 		})
+	}
+}
+
+// TestEditKeepsOwner: root rewriting a root:mailroom 0640 passwd file must
+// leave it with its owner and group, or the daemons, which read it through
+// the group, lose it at their next reload.
+func TestEditKeepsOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give the file another owner (make test runs as root in CI)")
+	}
+	p := writeFile(t, "alice@example.org:{X}a\n")
+	const owner, group = 65534, 65534
+	if err := os.Chown(p, owner, group); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := SetPassword(p, "alice@example.org", "{Y}b"); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if st.Uid != owner || st.Gid != group || fi.Mode().Perm() != 0o640 {
+		t.Errorf("after the edit: %d:%d %v, want %d:%d -rw-r-----", st.Uid, st.Gid, fi.Mode().Perm(), owner, group)
 	}
 }

@@ -88,16 +88,25 @@ func NewQueue(cfg *config.Config, opts QueueOptions) (*Queue, error) {
 	return q, nil
 }
 
-// Reload reads the accounts and aliases again (SIGHUP). On error the old
-// tables stay in use.
-func (q *Queue) Reload() error {
-	tabs, err := loadTables(q.cfg)
+// Reload reads the accounts and aliases again, with the configuration
+// the queue was made with (see ReloadConfig).
+func (q *Queue) Reload() error { return q.ReloadConfig(q.cfg) }
+
+// ReloadConfig reads the accounts and aliases cfg names again (SIGHUP) and
+// swaps them in, with cfg's routing (domains, recipient_delimiter, alias
+// targets allowed) and quotas, for the next message; a message in flight
+// finishes with the tables it started with. The rest of cfg is not
+// looked at: the queue's timers, workers and remote transport keep the
+// configuration NewQueue was given (cmd/deliver names those keys as
+// needing a restart). On error the old tables stay in use.
+func (q *Queue) ReloadConfig(cfg *config.Config) error {
+	tabs, err := loadTables(cfg)
 	if err != nil {
-		q.log.Error("reload", "err", err)
-		return fmt.Errorf("deliver: reload: %w", err)
+		q.log.Error("reload", "what", "tables", "err", err)
+		return fmt.Errorf("reload: %w", err)
 	}
 	q.tables.Store(tabs)
-	q.log.Info("reload")
+	q.log.Info("reload", "what", "tables", "users", len(tabs.users.Users()))
 	return nil
 }
 

@@ -11,39 +11,6 @@ import (
 	"mailroom/maildir"
 )
 
-func TestWants(t *testing.T) {
-	cfg := config.Default()
-	cfg.Imapd.ListenIMAP = []string{"127.0.0.1:1143"}
-	cfg.Imapd.ListenIMAPS = []string{"127.0.0.1:1993", "[::1]:1993"}
-	for _, tc := range []struct {
-		flags       []string
-		imap, imaps []string
-		err         string
-	}{
-		{nil, []string{"127.0.0.1:1143"}, []string{"127.0.0.1:1993", "[::1]:1993"}, ""},
-		{[]string{":2143"}, []string{":2143"}, nil, ""},
-		{[]string{"imaps=:2993"}, nil, []string{":2993"}, ""},
-		{[]string{"imap=:1", "imaps=:2", ":3"}, []string{":1", ":3"}, []string{":2"}, ""},
-		{[]string{"pop3=:110"}, nil, nil, "unknown service"},
-	} {
-		wants, err := Wants(cfg, tc.flags)
-		if tc.err != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.err) {
-				t.Errorf("%q: error %v, want %q", tc.flags, err, tc.err)
-			}
-			continue
-		}
-		if err != nil {
-			t.Errorf("%q: %v", tc.flags, err)
-			continue
-		}
-		if len(wants) != 2 || wants[0].Name != ServiceIMAP || wants[1].Name != ServiceIMAPS ||
-			!slices.Equal(wants[0].Addrs, tc.imap) || !slices.Equal(wants[1].Addrs, tc.imaps) {
-			t.Errorf("%q: wants %+v, want imap %q imaps %q", tc.flags, wants, tc.imap, tc.imaps)
-		}
-	}
-}
-
 // TestNewServerFromConfig: every [imapd] key that is a session setting
 // reaches the Server.
 func TestNewServerFromConfig(t *testing.T) {
@@ -92,7 +59,7 @@ func TestMaxConnectionsPerUser(t *testing.T) {
 // back to looking at the Maildir and still reports a delivery.
 func TestIdleWithoutInotify(t *testing.T) {
 	saved := watchMailbox
-	watchMailbox = func(*maildir.Mailbox) (*maildir.Watcher, error) {
+	watchMailbox = func(*maildir.Mailbox, func()) (*maildir.Watcher, error) {
 		return nil, errors.New("inotify: too many open files")
 	}
 	t.Cleanup(func() { watchMailbox = saved })
@@ -106,4 +73,27 @@ func TestIdleWithoutInotify(t *testing.T) {
 	c.send("DONE\r\n")
 	r := c.until("i")
 	must(t, last(r), "i OK")
+}
+
+// TestApply: settings applied on SIGHUP reach the sessions that start
+// afterwards; a session in flight keeps the ones it started with.
+func TestApply(t *testing.T) {
+	e := newTestEnv(t, nil)
+	old := e.login()
+
+	cfg := config.Default()
+	cfg.PlaintextAuthOnLoopback = true
+	cfg.Imapd.AppendLimit = 12345
+	e.srv.Apply(cfg, e.currentUsers, e.srv.TLS)
+
+	c := e.login()
+	if got := strings.Join(c.cmd("1", "CAPABILITY"), "\n"); !strings.Contains(got, "APPENDLIMIT=12345") {
+		t.Errorf("after Apply: %s", got)
+	}
+	if got := strings.Join(old.cmd("1", "CAPABILITY"), "\n"); strings.Contains(got, "APPENDLIMIT=12345") || !strings.Contains(got, "APPENDLIMIT=") {
+		t.Errorf("the session in flight: %s", got)
+	}
+	if s := e.srv.snapshot(); s.AuthDelay != -1 || s.shared != e.srv.shared {
+		t.Errorf("Apply lost a field mailroom.conf does not set: AuthDelay %v", s.AuthDelay)
+	}
 }

@@ -64,10 +64,11 @@ const (
 )
 
 // Server serves IMAP sessions. Set the fields before the first Serve;
-// they are read-only afterwards. It is safe for concurrent use.
+// they are read-only afterwards: Apply gives new sessions other settings,
+// and sessions in flight keep the ones they started with. It is safe for
+// concurrent use.
 type Server struct {
-	// Users returns the current account table (swapped on SIGHUP); nil
-	// fails every login.
+	// Users returns the current account table; nil fails every login.
 	Users func() Users
 	// TLS returns the configuration for STARTTLS and imaps; nil (or a nil
 	// result) means no TLS: STARTTLS is not offered.
@@ -85,32 +86,84 @@ type Server struct {
 	MaxConnectionsPerUser   int           // logged-in sessions per user; 0 = DefaultMaxConnectionsPerUser
 	Logger                  *slog.Logger  // nil = discard
 
+	initOnce sync.Once
+	// shared is shared by the Server and every settings snapshot Apply
+	// makes of it: sessions hold a snapshot, shutdown reaches them all,
+	// and the views and per-user counts are the process's.
+	*shared
+}
+
+// shared is what a Server and its snapshots share.
+type shared struct {
 	shutting  atomic.Bool
 	done      chan struct{} // closed by Shutdown
-	initOnce  sync.Once
 	mu        sync.Mutex
 	listeners map[net.Listener]bool
 	sessions  map[*session]bool
 	perUser   map[string]int // logged-in sessions by Maildir root, under mu
 	wg        sync.WaitGroup
 	views     *registry
+	// current holds the settings new sessions start with; nil until the
+	// first Apply, meaning the Server's own fields.
+	current atomic.Pointer[Server]
 }
 
 // NewServer returns a Server configured from cfg: the common
 // plaintext_auth_on_loopback and the [imapd] section. The connection
-// limits of [imapd] apply to listeners (Run wraps them with listen.Limit),
-// not here.
+// limits of [imapd] apply to listeners (internal/daemon), not here.
 func NewServer(cfg *config.Config, users func() Users, tlsConfig func() *tls.Config, log *slog.Logger) *Server {
+	s := &Server{Logger: log}
+	s.configure(cfg, users, tlsConfig)
+	return s
+}
+
+// configure sets the fields mailroom.conf decides.
+func (s *Server) configure(cfg *config.Config, users func() Users, tlsConfig func() *tls.Config) {
+	s.Users = users
+	s.TLS = tlsConfig
+	s.PlaintextAuthOnLoopback = cfg.PlaintextAuthOnLoopback
+	s.LoginTimeout = cfg.Imapd.LoginTimeout
+	s.IdleTimeout = cfg.Imapd.IdleTimeout
+	s.MaxBad = clampInt(cfg.Imapd.MaxErrors)
+	s.MaxAuthFailures = clampInt(cfg.Imapd.MaxAuthFailures)
+	s.AppendLimit = cfg.Imapd.AppendLimit
+}
+
+// Apply makes cfg's settings, users and tlsConfig those of the sessions
+// that start from now on (SIGHUP); sessions in flight keep theirs. The
+// fields mailroom.conf does not set stay as they are.
+func (s *Server) Apply(cfg *config.Config, users func() Users, tlsConfig func() *tls.Config) {
+	s.init()
+	next := s.snapshot().clone()
+	next.configure(cfg, users, tlsConfig)
+	s.current.Store(next)
+}
+
+// snapshot is the settings a session starting now gets.
+func (s *Server) snapshot() *Server {
+	if cur := s.current.Load(); cur != nil {
+		return cur
+	}
+	return s
+}
+
+// clone copies the settings (field by field: a Server holds a sync.Once)
+// and shares the state.
+func (s *Server) clone() *Server {
 	return &Server{
-		Users:                   users,
-		TLS:                     tlsConfig,
-		PlaintextAuthOnLoopback: cfg.PlaintextAuthOnLoopback,
-		LoginTimeout:            cfg.Imapd.LoginTimeout,
-		IdleTimeout:             cfg.Imapd.IdleTimeout,
-		MaxBad:                  clampInt(cfg.Imapd.MaxErrors),
-		MaxAuthFailures:         clampInt(cfg.Imapd.MaxAuthFailures),
-		AppendLimit:             cfg.Imapd.AppendLimit,
-		Logger:                  log,
+		Users:                   s.Users,
+		TLS:                     s.TLS,
+		PlaintextAuthOnLoopback: s.PlaintextAuthOnLoopback,
+		LoginTimeout:            s.LoginTimeout,
+		IdleTimeout:             s.IdleTimeout,
+		MaxBad:                  s.MaxBad,
+		MaxAuthFailures:         s.MaxAuthFailures,
+		AuthDelay:               s.AuthDelay,
+		MaxAuthDelay:            s.MaxAuthDelay,
+		AppendLimit:             s.AppendLimit,
+		MaxConnectionsPerUser:   s.MaxConnectionsPerUser,
+		Logger:                  s.Logger,
+		shared:                  s.shared,
 	}
 }
 
@@ -125,13 +178,18 @@ var ErrServerClosed = errors.New("imapd: server closed")
 
 func (s *Server) init() {
 	s.initOnce.Do(func() {
-		s.done = make(chan struct{})
-		s.listeners = map[net.Listener]bool{}
-		s.sessions = map[*session]bool{}
-		s.perUser = map[string]int{}
-		s.views = newRegistry()
 		if s.Logger == nil {
 			s.Logger = slog.New(slog.DiscardHandler)
+		}
+		if s.shared != nil {
+			return // a snapshot: the state is its Server's
+		}
+		s.shared = &shared{
+			done:      make(chan struct{}),
+			listeners: map[net.Listener]bool{},
+			sessions:  map[*session]bool{},
+			perUser:   map[string]int{},
+			views:     newRegistry(),
 		}
 	})
 }
@@ -183,7 +241,7 @@ func (s *Server) Serve(l net.Listener, implicitTLS bool) error {
 // the session is logged and ends only that session.
 func (s *Server) ServeConn(c net.Conn, implicitTLS bool) {
 	s.init()
-	ss := newSession(s, c)
+	ss := newSession(s.snapshot(), c)
 	s.mu.Lock()
 	if s.shutting.Load() {
 		s.mu.Unlock()

@@ -4,20 +4,13 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
-	"os"
-	"os/signal"
-	"sync"
-	"sync/atomic"
-	"syscall"
 	"time"
 
 	"mailroom/internal/account"
 	"mailroom/internal/config"
-	"mailroom/internal/listen"
-	"mailroom/internal/logging"
+	"mailroom/internal/daemon"
 	"mailroom/internal/privs"
 	"mailroom/internal/tlsconf"
 )
@@ -33,178 +26,91 @@ const (
 // the command in flight.
 const ShutdownTimeout = 30 * time.Second
 
-// Options are pop3d's command-line settings beyond the config file.
-type Options struct {
-	// Listen replaces the configured addresses: "ADDR" is for pop3,
-	// "pop3=ADDR" and "pop3s=ADDR" name the service. When set, services it
-	// does not name are not served.
-	Listen  []string
-	Inetd   bool   // the connection is on fd 0
-	Service string // with Inetd or systemd Accept=yes: pop3 or pop3s
-	Stderr  io.Writer
-}
-
-// Run is the pop3d program: it opens the listeners (systemd, inetd or
-// standalone), drops root privileges to the owner of mail_root, serves
-// until ctx ends (SIGTERM), then finishes the sessions in flight. SIGHUP
-// reloads the passwd file and the TLS certificate.
-func Run(ctx context.Context, cfg *config.Config, opts Options) error {
-	if opts.Stderr == nil {
-		opts.Stderr = os.Stderr
-	}
-	log, err := logging.New(cfg.LogFormat, cfg.LogLevel, opts.Stderr, "pop3d")
-	if err != nil {
-		return err
-	}
-	wants, err := Wants(cfg, opts.Listen)
-	if err != nil {
-		return err
-	}
-	var users atomic.Pointer[account.DB]
-	db, err := account.Load(cfg.PasswdFile, cfg.MailRoot)
-	if err != nil {
-		return err
-	}
-	users.Store(db)
-	var store *tlsconf.Store
-	if cfg.TLSCert != "" || cfg.TLSKey != "" {
-		if store, err = tlsconf.Load(cfg.TLSCert, cfg.TLSKey); err != nil {
-			return err
-		}
-	}
-	if opts.Service == "" {
+// Spec is the pop3d program for internal/daemon: the services, the
+// [pop3d] connection limits, the drop to the owner of mail_root, and a
+// Server whose passwd file and settings SIGHUP replaces for new sessions.
+func Spec() *daemon.Spec {
+	return &daemon.Spec{
+		Name:  "pop3d",
+		Usage: "POP3 and POP3S server over Maildirs",
+		Services: []daemon.Service{
+			{
+				Name:  ServicePOP3,
+				Addrs: func(c *config.Config) *[]string { return &c.Pop3d.ListenPOP3 },
+				// RFC 2449 §8.1.2 SYS/TEMP: try again later.
+				Reject: func(*config.Config) string { return "-ERR [SYS/TEMP] too many connections" },
+			},
+			{Name: ServicePOP3S, ImplicitTLS: true, Addrs: func(c *config.Config) *[]string { return &c.Pop3d.ListenPOP3S }},
+		},
 		// A single connection (inetd, Accept=yes) is pop3 unless told.
-		opts.Service = ServicePOP3
+		SingleService: ServicePOP3,
+		Limits: func(c *config.Config) (int64, int64) {
+			return c.Pop3d.MaxConnections, c.Pop3d.MaxConnectionsPerClient
+		},
+		Fixed: []daemon.Fixed{
+			{Key: "[pop3d] max_connections", Field: func(c *config.Config) any { return &c.Pop3d.MaxConnections }},
+			{Key: "[pop3d] max_connections_per_client", Field: func(c *config.Config) any { return &c.Pop3d.MaxConnectionsPerClient }},
+		},
+		Start:           start,
+		DropPrivileges:  func(c *config.Config) error { return privs.DropToMail(c.MailRoot, c.Smtpd.User) },
+		ShutdownTimeout: ShutdownTimeout,
 	}
-	set, err := listen.Open(listen.Options{Wants: wants, Inetd: opts.Inetd, Service: opts.Service})
-	if err != nil {
-		return err
-	}
-	defer set.Close()
-	if err := privs.DropToMail(cfg.MailRoot, cfg.Smtpd.User); err != nil {
-		return err
-	}
-	var tlsFunc func() *tls.Config
-	if store != nil {
-		tlsFunc = store.Config
-	}
-	srv := NewServer(cfg, func() Users { return users.Load() }, tlsFunc, log)
-
-	listeners, err := serving(set, cfg, store != nil)
-	if err != nil {
-		return err
-	}
-	reload := make(chan os.Signal, 1)
-	signal.Notify(reload, syscall.SIGHUP)
-	defer signal.Stop(reload)
-
-	var wg sync.WaitGroup
-	served := make(chan error, len(listeners))
-	for _, l := range listeners {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			served <- srv.Serve(l.Listener, l.Name == ServicePOP3S)
-		}()
-	}
-	running := len(listeners)
-	log.Info("start", "mode", set.Mode.String(), "listeners", len(listeners))
-	if err := listen.Notify("READY=1"); err != nil {
-		log.Warn("notify", "err", err)
-	}
-	var serveErr error
-loop:
-	for {
-		select {
-		case <-ctx.Done():
-			break loop
-		case <-reload:
-			reloadTables(log, cfg, &users, store)
-		case err := <-served:
-			// A single connection (inetd, Accept=yes) ends with its
-			// listener; a real listener failing is fatal.
-			running--
-			if err != nil && !errors.Is(err, ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
-				serveErr = err
-				break loop
-			}
-			if running == 0 {
-				break loop
-			}
-		}
-	}
-	_ = listen.Notify("STOPPING=1")
-	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
-	defer cancel()
-	err = srv.Shutdown(sctx)
-	wg.Wait()
-	log.Info("stop")
-	return errors.Join(serveErr, err)
 }
 
-// Wants turns the config's addresses and --listen into what listen.Open
-// binds.
-func Wants(cfg *config.Config, flags []string) ([]listen.Want, error) {
-	return listen.FromFlags([]listen.Want{
-		{Name: ServicePOP3, Addrs: cfg.Pop3d.ListenPOP3},
-		{Name: ServicePOP3S, Addrs: cfg.Pop3d.ListenPOP3S},
-	}, flags)
-}
-
-// serving wraps the sockets of set with the connection limits.
-func serving(set *listen.Set, cfg *config.Config, haveTLS bool) ([]listen.Named, error) {
-	var out []listen.Named
-	add := func(name string, l net.Listener) error {
-		if name == ServicePOP3S && !haveTLS {
-			return errors.New("pop3s needs tls_cert and tls_key")
-		}
-		var reject func(net.Conn)
-		if name == ServicePOP3 {
-			// RFC 2449 §8.1.2 SYS/TEMP: try again later. (On pop3s the
-			// client expects a TLS handshake; it is just closed.)
-			reject = func(c net.Conn) { _, _ = io.WriteString(c, "-ERR [SYS/TEMP] too many connections\r\n") }
-		}
-		l = listen.Limit(l, int(cfg.Pop3d.MaxConnections), int(cfg.Pop3d.MaxConnectionsPerClient), reject)
-		out = append(out, listen.Named{Name: name, Listener: l})
-		return nil
-	}
-	if set.Conn != nil {
-		service := set.Service
-		if service == "" {
-			service = ServicePOP3
-		}
-		return out, add(service, listen.Single(set.Conn))
-	}
-	for _, l := range set.Listeners {
-		if err := add(l.Name, l.Listener); err != nil {
-			return nil, err
-		}
-	}
-	if len(out) == 0 {
-		return nil, errors.New("no listener: set listen_pop3 or listen_pop3s, or use --listen")
-	}
-	return out, nil
-}
-
-// reloadTables is SIGHUP: the passwd file and the certificate are read
-// again; on error the old ones stay.
-func reloadTables(log *slog.Logger, cfg *config.Config, users *atomic.Pointer[account.DB], store *tlsconf.Store) {
-	_ = listen.Notify("RELOADING=1")
-	defer func() { _ = listen.Notify("READY=1") }()
-	if db, err := account.Load(cfg.PasswdFile, cfg.MailRoot); err != nil {
-		log.Error("reload", "file", cfg.PasswdFile, "err", err)
-	} else {
-		users.Store(db)
-		log.Info("reload", "file", cfg.PasswdFile, "users", len(db.Users()))
-	}
-	if store != nil {
-		if err := store.Reload(); err != nil {
-			log.Error("reload", "file", cfg.TLSCert, "err", err)
-		} else {
-			log.Info("reload", "file", cfg.TLSCert)
-		}
-	}
+// Run is the pop3d program (see daemon.Run).
+func Run(ctx context.Context, cfg *config.Config, opts daemon.Options) error {
+	return daemon.Run(ctx, Spec(), cfg, opts)
 }
 
 // ErrRoot is returned by Run when it would have to serve as root.
 var ErrRoot = privs.ErrRoot
+
+// program is a Server as internal/daemon drives it.
+type program struct {
+	srv *Server
+	log *slog.Logger
+}
+
+// start reads the passwd file (before privileges drop: it may be root's
+// alone) and builds the server.
+func start(cfg *config.Config, store *tlsconf.Store, log *slog.Logger) (daemon.Server, error) {
+	db, err := account.Load(cfg.PasswdFile, cfg.MailRoot)
+	if err != nil {
+		return nil, err
+	}
+	return &program{srv: NewServer(cfg, usersOf(db), tlsOf(store), log), log: log}, nil
+}
+
+func (p *program) ServeConn(c net.Conn, service string) {
+	p.srv.ServeConn(c, service == ServicePOP3S)
+}
+
+// Reload reads the passwd file cfg names; new sessions get it, cfg's
+// settings and store's certificate.
+func (p *program) Reload(cfg *config.Config, store *tlsconf.Store) error {
+	db, err := account.Load(cfg.PasswdFile, cfg.MailRoot)
+	if err != nil {
+		p.log.Error("reload", "what", "tables", "file", cfg.PasswdFile, "err", err)
+		return err
+	}
+	p.srv.Apply(cfg, usersOf(db), tlsOf(store))
+	p.log.Info("reload", "what", "tables", "file", cfg.PasswdFile, "users", len(db.Users()))
+	return nil
+}
+
+func (p *program) Shutdown(ctx context.Context) error {
+	if err := p.srv.Shutdown(ctx); err != nil && !errors.Is(err, ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func usersOf(db *account.DB) func() Users { return func() Users { return db } }
+
+// tlsOf is the TLS configuration of store, nil without one.
+func tlsOf(store *tlsconf.Store) func() *tls.Config {
+	if store == nil {
+		return nil
+	}
+	return store.Config
+}

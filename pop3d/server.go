@@ -45,11 +45,12 @@ const (
 )
 
 // Server serves POP3 sessions. Set the fields before the first Serve; they
-// are read-only afterwards. It is safe for concurrent use.
+// are read-only afterwards: Apply gives new sessions other settings, and
+// sessions in flight keep the ones they started with. It is safe for
+// concurrent use.
 type Server struct {
 	Hostname string // in the greeting
-	// Users returns the current account table (it may be swapped on
-	// SIGHUP); nil fails every login.
+	// Users returns the current account table; nil fails every login.
 	Users func() Users
 	// TLS returns the configuration for STLS and pop3s; nil (or a nil
 	// result) means no TLS: STLS is not offered.
@@ -68,28 +69,82 @@ type Server struct {
 	MaxErrors               int           // 0 = DefaultMaxErrors
 	Logger                  *slog.Logger  // nil = discard
 
+	initOnce sync.Once
+	// shared is shared by the Server and every settings snapshot Apply
+	// makes of it: sessions hold a snapshot, shutdown reaches them all.
+	*shared
+}
+
+// shared is what a Server and its snapshots share.
+type shared struct {
 	shutting  atomic.Bool
 	done      chan struct{} // closed by Shutdown
-	initOnce  sync.Once
 	mu        sync.Mutex
 	listeners map[net.Listener]bool
 	sessions  map[*session]bool
 	wg        sync.WaitGroup
+	// current holds the settings new sessions start with; nil until the
+	// first Apply, meaning the Server's own fields.
+	current atomic.Pointer[Server]
 }
 
 // NewServer returns a Server configured from cfg's common and [pop3d]
 // keys.
 func NewServer(cfg *config.Config, users func() Users, tlsConfig func() *tls.Config, log *slog.Logger) *Server {
+	s := &Server{Logger: log}
+	s.configure(cfg, users, tlsConfig)
+	return s
+}
+
+// configure sets the fields mailroom.conf decides.
+func (s *Server) configure(cfg *config.Config, users func() Users, tlsConfig func() *tls.Config) {
+	s.Hostname = cfg.Hostname
+	s.Users = users
+	s.TLS = tlsConfig
+	s.PlaintextAuthOnLoopback = cfg.PlaintextAuthOnLoopback
+	s.UIDLFormat = cfg.Pop3d.UIDLFormat
+	s.IdleTimeout = cfg.Pop3d.IdleTimeout
+	s.Expire = cfg.Pop3d.Expire
+	s.LoginDelay = cfg.Pop3d.LoginDelay
+}
+
+// Apply makes cfg's settings, users and tlsConfig those of the sessions
+// that start from now on (SIGHUP); sessions in flight keep theirs. The
+// fields mailroom.conf does not set stay as they are.
+func (s *Server) Apply(cfg *config.Config, users func() Users, tlsConfig func() *tls.Config) {
+	s.init()
+	next := s.snapshot().clone()
+	next.configure(cfg, users, tlsConfig)
+	s.current.Store(next)
+}
+
+// snapshot is the settings a session starting now gets.
+func (s *Server) snapshot() *Server {
+	if cur := s.current.Load(); cur != nil {
+		return cur
+	}
+	return s
+}
+
+// clone copies the settings (field by field: a Server holds a sync.Once)
+// and shares the state.
+func (s *Server) clone() *Server {
 	return &Server{
-		Hostname:                cfg.Hostname,
-		Users:                   users,
-		TLS:                     tlsConfig,
-		PlaintextAuthOnLoopback: cfg.PlaintextAuthOnLoopback,
-		UIDLFormat:              cfg.Pop3d.UIDLFormat,
-		IdleTimeout:             cfg.Pop3d.IdleTimeout,
-		Expire:                  cfg.Pop3d.Expire,
-		LoginDelay:              cfg.Pop3d.LoginDelay,
-		Logger:                  log,
+		Hostname:                s.Hostname,
+		Users:                   s.Users,
+		TLS:                     s.TLS,
+		PlaintextAuthOnLoopback: s.PlaintextAuthOnLoopback,
+		UIDLFormat:              s.UIDLFormat,
+		IdleTimeout:             s.IdleTimeout,
+		LoginTimeout:            s.LoginTimeout,
+		Expire:                  s.Expire,
+		LoginDelay:              s.LoginDelay,
+		MaxAuthFailures:         s.MaxAuthFailures,
+		AuthDelay:               s.AuthDelay,
+		MaxAuthDelay:            s.MaxAuthDelay,
+		MaxErrors:               s.MaxErrors,
+		Logger:                  s.Logger,
+		shared:                  s.shared,
 	}
 }
 
@@ -98,11 +153,16 @@ var ErrServerClosed = errors.New("pop3d: server closed")
 
 func (s *Server) init() {
 	s.initOnce.Do(func() {
-		s.done = make(chan struct{})
-		s.listeners = map[net.Listener]bool{}
-		s.sessions = map[*session]bool{}
 		if s.Logger == nil {
 			s.Logger = slog.New(slog.DiscardHandler)
+		}
+		if s.shared != nil {
+			return // a snapshot: the state is its Server's
+		}
+		s.shared = &shared{
+			done:      make(chan struct{}),
+			listeners: map[net.Listener]bool{},
+			sessions:  map[*session]bool{},
 		}
 	})
 }
@@ -153,7 +213,7 @@ func (s *Server) Serve(l net.Listener, implicitTLS bool) error {
 // ServeConn runs one session on c and closes c when it ends.
 func (s *Server) ServeConn(c net.Conn, implicitTLS bool) {
 	s.init()
-	ss := newSession(s, c)
+	ss := newSession(s.snapshot(), c)
 	s.mu.Lock()
 	if s.shutting.Load() {
 		s.mu.Unlock()

@@ -50,26 +50,39 @@ type Tables struct {
 func LoadTables(cfg *config.Config) (*Tables, error) {
 	users, err := account.Load(cfg.PasswdFile, cfg.MailRoot)
 	if err != nil {
-		return nil, fmt.Errorf("smtpd: %w", err)
+		return nil, err
 	}
 	aliases, err := alias.Load(cfg.AliasesFile)
 	if err != nil {
-		return nil, fmt.Errorf("smtpd: %w", err)
+		return nil, err
 	}
 	return &Tables{Users: users, Aliases: aliases, router: route.New(cfg, users, aliases)}, nil
 }
 
 // Server receives mail on any number of listeners and connections. It is
-// safe for concurrent use.
+// safe for concurrent use. Reload gives new connections another
+// configuration and certificate; a connection keeps the ones it started
+// with (the tables are the exception: SetTables and Reload replace them
+// for the next command of every connection).
 type Server struct {
-	cfg    *config.Config
+	cfg *config.Config
+	tls *tlsconf.Store // nil: no STARTTLS, no submissions
+	// shared is shared by the Server and every snapshot Reload makes of
+	// it: connections hold a snapshot, shutdown reaches them all.
+	*shared
+}
+
+// shared is what a Server and its snapshots share.
+type shared struct {
 	spool  *spool.Spool
-	tls    *tlsconf.Store // nil: no STARTTLS, no submissions
 	log    *slog.Logger
 	tables atomic.Pointer[Tables]
 	auth   *authLimiter
 
 	authDelay time.Duration
+
+	// current is the snapshot new connections start with.
+	current atomic.Pointer[Server]
 
 	mu        sync.Mutex
 	conns     map[*connState]struct{}
@@ -92,28 +105,37 @@ type ServerOptions struct {
 // NewServer returns a server storing mail into sp with the limits and
 // policies of cfg and the given tables.
 func NewServer(cfg *config.Config, sp *spool.Spool, tables *Tables, opts ServerOptions) *Server {
-	s := &Server{
-		cfg:       cfg,
+	sh := &shared{
 		spool:     sp,
-		tls:       opts.TLS,
 		log:       opts.Logger,
 		auth:      newAuthLimiter(),
 		authDelay: opts.AuthDelay,
 		conns:     make(map[*connState]struct{}),
 		changed:   make(chan struct{}),
 	}
-	if s.log == nil {
-		s.log = slog.New(slog.DiscardHandler)
+	if sh.log == nil {
+		sh.log = slog.New(slog.DiscardHandler)
 	}
-	if s.authDelay <= 0 {
-		s.authDelay = DefaultAuthDelay
+	if sh.authDelay <= 0 {
+		sh.authDelay = DefaultAuthDelay
 	}
-	s.tables.Store(tables)
+	sh.tables.Store(tables)
+	s := &Server{cfg: cfg, tls: opts.TLS, shared: sh}
+	sh.current.Store(s)
 	return s
 }
 
 // SetTables replaces the account and alias tables for new commands.
 func (s *Server) SetTables(t *Tables) { s.tables.Store(t) }
+
+// Reload makes cfg and store (nil: no TLS) the configuration of the
+// connections that start from now on, and tables those of every next
+// command. The caller has checked cfg (SIGHUP: internal/daemon); the
+// spool stays the one the Server was made with.
+func (s *Server) Reload(cfg *config.Config, tables *Tables, store *tlsconf.Store) {
+	s.tables.Store(tables)
+	s.current.Store(&Server{cfg: cfg, tls: store, shared: s.shared})
+}
 
 // Serve accepts connections on every listener, with the connection limits
 // of the configuration applied to all of them together, and serves each on
@@ -142,10 +164,15 @@ func (s *Server) Serve(ls []listen.Named) error {
 			if errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			return fmt.Errorf("smtpd: accept: %w", err)
+			return fmt.Errorf("accept: %w", err)
 		}
 		go s.ServeConn(serviceOf(c), c)
 	}
+}
+
+// BusyReply is the refusal of a connection over the limits.
+func BusyReply(cfg *config.Config) string {
+	return fmt.Sprintf("421 4.7.0 %s too many connections, try again later", cfg.Hostname)
 }
 
 // rejectBusy answers a connection over the limits (RFC 5321 §3.1: 421
@@ -157,7 +184,7 @@ func (s *Server) rejectBusy(c net.Conn) {
 	if service == ServiceSubmissions {
 		return
 	}
-	fmt.Fprintf(c, "421 4.7.0 %s too many connections, try again later\r\n", s.cfg.Hostname)
+	fmt.Fprint(c, BusyReply(s.current.Load().cfg)+"\r\n")
 }
 
 func (s *Server) checkService(name string) error {
@@ -166,22 +193,22 @@ func (s *Server) checkService(name string) error {
 		return nil
 	case ServiceSubmissions:
 		if s.tls == nil {
-			return fmt.Errorf("smtpd: service submissions needs a TLS certificate (tls_cert, tls_key)")
+			return errors.New("service submissions needs a TLS certificate (tls_cert, tls_key)")
 		}
 		return nil
 	}
-	return fmt.Errorf("smtpd: unknown service %q", name)
+	return fmt.Errorf("unknown service %q", name)
 }
 
 // ServeConn serves one connection on service until it ends. The caller
 // gives up the connection: ServeConn closes it.
 func (s *Server) ServeConn(service string, c net.Conn) {
-	if err := s.checkService(service); err != nil {
+	if err := s.current.Load().checkService(service); err != nil {
 		s.log.Error("connect", "err", err)
 		c.Close()
 		return
 	}
-	cs := s.newConnState(service, c)
+	cs := s.current.Load().newConnState(service, c)
 	if cs == nil {
 		return
 	}

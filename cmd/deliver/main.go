@@ -27,6 +27,7 @@ import (
 	"mailroom/deliver"
 	"mailroom/deliver/remote"
 	"mailroom/internal/config"
+	"mailroom/internal/daemon"
 	"mailroom/internal/listen"
 	"mailroom/internal/logging"
 	"mailroom/internal/privs"
@@ -77,7 +78,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		return deliver.ExitOK
 	case opt.Queue:
-		return runQueue(cfg, stderr)
+		return runQueue(cfg, path, stderr)
 	}
 	return deliver.Run(cfg, opt, deliver.System{
 		Stdin:     stdin,
@@ -131,8 +132,9 @@ func mailOwner(mailRoot string) (uid, gid int, err error) {
 }
 
 // runQueue is deliver --queue: prepare the spool, drop root, run the
-// daemon until SIGTERM; SIGHUP reloads the accounts and aliases.
-func runQueue(cfg *config.Config, stderr io.Writer) int {
+// daemon until SIGTERM; SIGHUP reads the configuration file at path again
+// (reloadQueue).
+func runQueue(cfg *config.Config, path string, stderr io.Writer) int {
 	logs, err := logging.New(cfg.LogFormat, cfg.LogLevel, stderr, "deliver")
 	if err != nil {
 		fmt.Fprintf(stderr, "deliver: %v\n", err)
@@ -160,19 +162,66 @@ func runQueue(cfg *config.Config, stderr io.Writer) int {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	go func() {
-		for range hup {
-			notify(logs, "RELOADING=1")
-			q.Reload() // logs its own failure and keeps the old tables
-			notify(logs, "READY=1")
+		cur := cfg
+		for {
+			select {
+			case <-hup:
+				notify(logs, "RELOADING=1")
+				cur = reloadQueue(q, path, cur, logs)
+				notify(logs, "READY=1")
+			case <-ctx.Done():
+				// Deliveries in flight finish (or stay in the spool for
+				// the next start); nothing new is taken.
+				notify(logs, "STOPPING=1")
+				return
+			}
 		}
 	}()
-	err = q.Run(ctx)
-	notify(logs, "STOPPING=1")
-	if err != nil {
+	if err := q.Run(ctx); err != nil {
 		logs.Error("stop", "err", err)
 		return deliver.ExitTempFail
 	}
 	return deliver.ExitOK
+}
+
+// queueFixed are the keys deliver --queue reads only at start: the
+// common ones, and those its timers, workers, writer and remote
+// transport were built with.
+var queueFixed = append(append([]daemon.Fixed(nil), daemon.CommonFixed...),
+	daemon.Fixed{Key: "hostname", Field: func(c *config.Config) any { return &c.Hostname }},
+	daemon.Fixed{Key: "[deliver] max_message_size", Field: func(c *config.Config) any { return &c.Deliver.MaxMessageSize }},
+	daemon.Fixed{Key: "[deliver] over_quota", Field: func(c *config.Config) any { return &c.Deliver.OverQuota }},
+	daemon.Fixed{Key: "[deliver] queue_concurrency", Field: func(c *config.Config) any { return &c.Deliver.QueueConcurrency }},
+	daemon.Fixed{Key: "[deliver] min_backoff", Field: func(c *config.Config) any { return &c.Deliver.MinBackoff }},
+	daemon.Fixed{Key: "[deliver] max_backoff", Field: func(c *config.Config) any { return &c.Deliver.MaxBackoff }},
+	daemon.Fixed{Key: "[deliver] queue_lifetime", Field: func(c *config.Config) any { return &c.Deliver.QueueLifetime }},
+	daemon.Fixed{Key: "[deliver] delay_warning", Field: func(c *config.Config) any { return &c.Deliver.DelayWarning }},
+	daemon.Fixed{Key: "[deliver] relay_host", Field: func(c *config.Config) any { return &c.Deliver.RelayHost }},
+	daemon.Fixed{Key: "[deliver] relay_user", Field: func(c *config.Config) any { return &c.Deliver.RelayUser }},
+	daemon.Fixed{Key: "[deliver] relay_password_file", Field: func(c *config.Config) any { return &c.Deliver.RelayPasswordFile }},
+	daemon.Fixed{Key: "[deliver] transport_file", Field: func(c *config.Config) any { return &c.Deliver.TransportFile }},
+	daemon.Fixed{Key: "[deliver] tls_security_level", Field: func(c *config.Config) any { return &c.Deliver.TLSSecurityLevel }},
+	daemon.Fixed{Key: "[deliver] destination_concurrency", Field: func(c *config.Config) any { return &c.Deliver.DestinationConcurrency }},
+)
+
+// reloadQueue is SIGHUP: read and check the file, keep the keys that need
+// a restart, swap in the tables and routing of the rest. A file that does
+// not load or check, or whose tables do not load, is refused whole; it
+// returns the configuration now in force.
+func reloadQueue(q *deliver.Queue, path string, cur *config.Config, logs *slog.Logger) *config.Config {
+	next, err := daemon.ReadConfig(path, cur)
+	if err == nil {
+		restart := daemon.KeepFixed(cur, next, queueFixed)
+		if err = q.ReloadConfig(next); err == nil {
+			for _, key := range restart {
+				logs.Warn("reload", "what", "config", "key", key, "reason", "needs a restart")
+			}
+			logs.Info("reload", "what", "config", "file", path)
+			return next
+		}
+	}
+	logs.Error("reload", "what", "config", "file", path, "err", err, "action", "keeping the old configuration")
+	return cur
 }
 
 func notify(logs *slog.Logger, state string) {

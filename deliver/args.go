@@ -15,6 +15,7 @@ type Options struct {
 
 	OriginalRecipient string   // -a ADDRESS: the recipient as the MTA first saw it (logged)
 	Folder            string   // -m FOLDER: Maildir++ folder; a missing one falls back to INBOX
+	QueueID           string   // --queue-id ID: the calling MTA's queue id (pipe(8)'s ${queue_id}), logged as msgid
 	Recipients        []string // operands, plus every -d USER and -r ADDRESS, in order
 
 	Queue       bool   // --queue: run the queue daemon over the spool
@@ -30,7 +31,7 @@ type Options struct {
 var ErrUsage = errors.New("usage")
 
 // Usage is the synopsis printed with a usage error.
-const Usage = `usage: deliver [-c FILE] [-f SENDER] [-a ORIGINAL_RECIPIENT] [-m FOLDER] [-v] [-d USER] [RECIPIENT...] < message
+const Usage = `usage: deliver [-c FILE] [-f SENDER] [-a ORIGINAL_RECIPIENT] [-m FOLDER] [--queue-id ID] [-v] [-d USER] [RECIPIENT...] < message
        deliver [-c FILE] --queue
        deliver [-c FILE] --explain ADDRESS [--json]
        deliver [-c FILE] --check-config | --print-config
@@ -52,6 +53,7 @@ const shortFlags = "vhek"
 var longOptions = map[string]bool{
 	"config":       true,
 	"queue":        false,
+	"queue-id":     true,
 	"explain":      true,
 	"json":         false,
 	"check-config": false,
@@ -113,6 +115,11 @@ func (o *Options) parseLong(word string, rest []string) (int, error) {
 		o.ConfigPath = value
 	case "queue":
 		o.Queue = true
+	case "queue-id":
+		if value == "" {
+			return 0, fmt.Errorf("%w: --queue-id needs a non-empty id", ErrUsage)
+		}
+		o.QueueID = value
 	case "explain":
 		o.Explain = value
 	case "json":
@@ -198,8 +205,11 @@ func (o *Options) validate() error {
 	if modes == 1 && len(o.Recipients) > 0 {
 		return fmt.Errorf("%w: recipients given with --queue, --explain, --check-config or --print-config", ErrUsage)
 	}
-	if o.Queue && (o.SenderSet || o.Folder != "" || o.OriginalRecipient != "") {
-		return fmt.Errorf("%w: -f, -m and -a are for one message, not --queue", ErrUsage)
+	if o.Queue && (o.SenderSet || o.Folder != "" || o.OriginalRecipient != "" || o.QueueID != "") {
+		return fmt.Errorf("%w: -f, -m, -a and --queue-id are for one message, not --queue", ErrUsage)
+	}
+	if o.QueueID != "" && !validQueueID(o.QueueID) {
+		return fmt.Errorf("%w: --queue-id %q: want 1 to %d letters, digits, '.', '_' or '-'", ErrUsage, o.QueueID, maxQueueID)
 	}
 	for _, r := range o.Recipients {
 		if r == "" {
@@ -207,4 +217,24 @@ func (o *Options) validate() error {
 		}
 	}
 	return nil
+}
+
+// maxQueueID bounds --queue-id: Postfix's long queue ids are 10 to 20
+// characters, Exim's 16 to 23.
+const maxQueueID = 64
+
+// validQueueID accepts the ids MTAs write (Postfix: letters and digits;
+// Exim: with '-'), and nothing that a log search would have to quote.
+func validQueueID(id string) bool {
+	if len(id) == 0 || len(id) > maxQueueID {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'
+		if !ok {
+			return false
+		}
+	}
+	return true
 }

@@ -79,6 +79,11 @@ func Run(cfg *config.Config, opt Options, sys System) int {
 		fmt.Fprintf(sys.Stderr, "4.3.5 mail system configuration error: %v\n", err)
 		return ExitTempFail
 	}
+	if opt.QueueID != "" {
+		// The MTA's queue id (Postfix pipe(8) ${queue_id}) ties every line
+		// of this run to the MTA's own log lines about the message.
+		logs = logs.With("msgid", opt.QueueID)
+	}
 	m.logs = logs
 	final := m.run()
 	if final.failed() {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"mailroom/internal/route"
@@ -29,7 +30,9 @@ type rcptAttempt struct {
 // finished message removed. It returns when the message wants its next
 // pass, zero if never.
 func (q *Queue) processMessage(ctx context.Context, id spool.ID) time.Time {
-	m, err := q.spool.Message(id)
+	// One open and one read of the queue file serve the envelope, the
+	// states and the content.
+	m, f, err := q.spool.OpenMessage(id)
 	switch {
 	case errors.Is(err, spool.ErrNotFound):
 		return time.Time{} // removed meanwhile: an event after the fact
@@ -38,20 +41,15 @@ func (q *Queue) processMessage(ctx context.Context, id spool.ID) time.Time {
 		q.log.Error("queue", "msgid", id, "err", err)
 		return q.now().Add(q.cfg.Deliver.MaxBackoff)
 	}
+	defer f.Close()
 	if m.Finished() {
-		return q.remove(id)
+		return q.remove(m)
 	}
 	now := q.now()
 	due := dueRecipients(m, now)
 	if len(due) == 0 {
 		return earliestNext(m.States)
 	}
-	f, err := m.OpenData()
-	if err != nil {
-		q.log.Error("queue", "msgid", id, "err", err)
-		return now.Add(q.cfg.Deliver.MinBackoff)
-	}
-	defer f.Close()
 	data := io.NewSectionReader(f, 0, m.Envelope.Size)
 	env, off, ierr := inspectSpooled(data)
 	// Nothing at the top of a spooled message is this host's own trace
@@ -97,11 +95,20 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// inspectReaders recycles inspectSpooled's 64 KB readers: one per message
+// otherwise, allocated and cleared for a header scan.
+var inspectReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, headerScanLimit) }}
+
 // inspectSpooled inspects a spooled message as MDA mode inspects stdin
 // and returns where the message starts (after a From_ line, if any).
 func inspectSpooled(data *io.SectionReader) (envelope, int64, error) {
 	cr := &countingReader{r: io.NewSectionReader(data, 0, data.Size())}
-	br := bufio.NewReaderSize(cr, headerScanLimit)
+	br := inspectReaders.Get().(*bufio.Reader)
+	br.Reset(cr)
+	defer func() {
+		br.Reset(nil)
+		inspectReaders.Put(br)
+	}()
 	env, err := inspect(br)
 	if env.eol == "" {
 		env.eol = "\n"

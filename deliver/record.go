@@ -3,6 +3,7 @@ package deliver
 import (
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"mailroom/spool"
@@ -45,7 +46,7 @@ func (q *Queue) record(m *spool.Message, data *io.SectionReader, eol string, att
 		// No state file first: a crash before the removal is complete
 		// delivers the message again (at least once), and a pass that
 		// finishes a message costs no state write (spool(5)).
-		return q.remove(m.ID)
+		return q.remove(m)
 	}
 	if err := q.spool.SetState(m.ID, states); err != nil {
 		q.log.Error("queue", "msgid", m.ID, "err", err)
@@ -184,13 +185,14 @@ func (q *Queue) sendDSN(m *spool.Message, data *io.SectionReader, eol string, rc
 	return nil
 }
 
-// remove deletes a finished message.
-func (q *Queue) remove(id spool.ID) time.Time {
-	if err := q.spool.Remove(id); err != nil {
-		q.log.Error("queue", "msgid", id, "err", err)
+// remove deletes a finished message (a single unlink when it never had a
+// state file, spool.RemoveMessage).
+func (q *Queue) remove(m *spool.Message) time.Time {
+	if err := q.spool.RemoveMessage(m); err != nil {
+		q.log.Error("queue", "msgid", m.ID, "err", err)
 		return q.now().Add(q.backoff(1))
 	}
-	q.log.Debug("removed", "msgid", id)
+	q.log.Debug("removed", "msgid", m.ID)
 	return time.Time{}
 }
 
@@ -213,9 +215,7 @@ func (q *Queue) logDelivery(m *spool.Message, a rcptAttempt, st spool.RcptState,
 	if a.mailbox != "" {
 		args = append(args, "mailbox", a.mailbox)
 	}
-	if a.relay != "" {
-		args = append(args, "relay", a.relay)
-	}
+	args = append(args, "relay", q.relayOf(r.Addr, a))
 	if status == "sent" {
 		if a.path != "" {
 			args = append(args, "path", a.path)
@@ -232,4 +232,20 @@ func (q *Queue) logDelivery(m *spool.Message, a rcptAttempt, st spool.RcptState,
 		args = append(args, "err", a.err)
 	}
 	q.log.Warn("delivery", args...)
+}
+
+// relayOf is the relay= value of a delivery line, present on every one so
+// that a search for relay= finds local mail too (as Postfix writes
+// relay=local): the remote server that answered, host[ip]:port; "local"
+// for a recipient in a local domain (a Maildir, an alias); "none" for a
+// remote recipient no server answered for (no MX, no transport).
+func (q *Queue) relayOf(rcpt string, a rcptAttempt) string {
+	if a.relay != "" {
+		return a.relay
+	}
+	domain := rcpt[strings.LastIndexByte(rcpt, '@')+1:]
+	if a.mailbox != "" || q.cfg.IsLocalDomain(strings.TrimSuffix(domain, ".")) {
+		return "local"
+	}
+	return "none"
 }

@@ -81,7 +81,7 @@ func (ss *session) cmdAuthenticate(c *wire.Command) error {
 	}
 	user, password, err := parsePlain(data)
 	if err != nil {
-		return ss.authFailed(c.Tag, "", "malformed PLAIN response")
+		return ss.authFailed(c.Tag, "", "PLAIN", "malformed PLAIN response")
 	}
 	return ss.login(c.Tag, user, password, "PLAIN")
 }
@@ -109,11 +109,11 @@ func (ss *session) login(tag, user, password, mech string) error {
 		users = ss.srv.Users()
 	}
 	if users == nil || !users.Verify(user, password) {
-		return ss.authFailed(tag, user, "bad password or unknown user")
+		return ss.authFailed(tag, user, mech, "bad password or unknown user")
 	}
 	root, ok := users.Mailbox(user)
 	if !ok {
-		return ss.authFailed(tag, user, "no mailbox")
+		return ss.authFailed(tag, user, mech, "no mailbox")
 	}
 	// Issue 7: bounded connections per user, as well as per address.
 	if !ss.srv.claimUser(root) {
@@ -134,9 +134,10 @@ func (ss *session) login(tag, user, password, mech string) error {
 // authFailed answers a failed login after a delay that grows with every
 // failure (bounded), and closes the connection after too many. Only the
 // user name is logged.
-func (ss *session) authFailed(tag, user, reason string) error {
+func (ss *session) authFailed(tag, user, mech, reason string) error {
 	ss.authFailures++
-	ss.log.Info("auth", "user", user, "result", "failed", "reason", reason, "failures", ss.authFailures)
+	// client= makes the line self-contained for fail2ban (docs/logging.md).
+	ss.log.Info("auth", "client", ss.remote.String(), "user", user, "mech", mech, "result", "fail", "reason", reason, "failures", ss.authFailures)
 	if d := ss.srv.authDelay(ss.authFailures); d > 0 {
 		if err := ss.w.Flush(); err != nil {
 			return fmt.Errorf("%w: %w", errClose, err)

@@ -7,8 +7,10 @@ package maildir
 //  2. The message is read once, streamed into tmp/<unique> of the first
 //     usable target while S and W are counted, and fsync'd.
 //  3. For each target: quota check, link(2) into new/<unique>,S=..,W=..
-//     (a copy when the target is on another file system), fsync of new/,
-//     then "<size> 1" appended to maildirsize. The last target gets the
+//     (a copy when the target is on another file system), fsync of new/
+//     (group-committed: concurrent deliveries into one new/ share an fsync
+//     that started after each of their links), then "<size> 1" appended
+//     to maildirsize. The last target gets the
 //     tmp file itself by rename(2) with RENAME_NOREPLACE, which, like
 //     link(2), never replaces an existing name.
 //  4. The tmp file, if it was not moved, is unlinked.
@@ -128,12 +130,25 @@ func (d *Deliverer) Deliver(msg io.Reader, targets []Target) ([]Result, error) {
 	results := make([]Result, len(targets))
 	dirs := make([]string, len(targets))
 	var usable []int
-	confine, err := d.confineRoot()
+	confineAbs, err := d.confineAbs()
 	if err != nil {
 		return results, err
 	}
+	confine, resolved := "", false
 	for i, t := range targets {
 		results[i].Target = t
+		if dir, ok := deliverPrepareFast(t, confineAbs); ok {
+			dirs[i] = dir
+			usable = append(usable, i)
+			continue
+		}
+		if !resolved {
+			// Only the slow path needs the confinement resolved.
+			if confine, err = d.confineRoot(); err != nil {
+				return results, err
+			}
+			resolved = true
+		}
 		dirs[i], results[i].Err = deliverPrepare(t, confine)
 		if results[i].Err == nil {
 			usable = append(usable, i)
@@ -190,6 +205,18 @@ func (d *Deliverer) host() (string, error) {
 	return h, nil
 }
 
+// confineAbs is Confine made absolute, lexically ("" if unset).
+func (d *Deliverer) confineAbs() (string, error) {
+	if d.Confine == "" {
+		return "", nil
+	}
+	abs, err := filepath.Abs(d.Confine)
+	if err != nil {
+		return "", fmt.Errorf("maildir: confine: %w", err)
+	}
+	return abs, nil
+}
+
 // confineRoot resolves Confine once per delivery ("" if unset).
 func (d *Deliverer) confineRoot() (string, error) {
 	if d.Confine == "" {
@@ -210,7 +237,7 @@ func (d *Deliverer) confineRoot() (string, error) {
 // fsyncs it. On failure the file is removed.
 func (d *Deliverer) writeTmp(path string, msg io.Reader) (SizeCounter, error) {
 	var cnt SizeCounter
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := deliverCreate(path)
 	if err != nil {
 		return cnt, fmt.Errorf("maildir: deliver: %w", err)
 	}
@@ -241,8 +268,16 @@ func (d *Deliverer) copyMessage(f *os.File, cnt *SizeCounter, msg io.Reader) err
 	bp := deliverBuffers.Get().(*[deliverCopyBuffer]byte)
 	defer deliverBuffers.Put(bp)
 	buf := bp[:]
+	// The first chunk is gathered to at least deliverFirstChunk bytes:
+	// the caller's reader is often a MultiReader (trace fields, then the
+	// body) whose first Read returns only the short prefix, and a write of
+	// its own would be a system call for a few dozen bytes. After that
+	// every chunk is written as soon as it is read, so a message arriving
+	// slowly on a pipe reaches tmp/ as it comes.
+	least := deliverFirstChunk
 	for {
-		n, rerr := src.Read(buf)
+		n, rerr := deliverFill(src, buf, least)
+		least = 1
 		if n > 0 {
 			cnt.Write(buf[:n])
 			if d.MaxSize > 0 && cnt.Size > d.MaxSize {
@@ -259,6 +294,28 @@ func (d *Deliverer) copyMessage(f *os.File, cnt *SizeCounter, msg io.Reader) err
 			return fmt.Errorf("maildir: deliver: read message: %w", rerr)
 		}
 	}
+}
+
+// deliverFirstChunk is how much copyMessage gathers before its first write.
+const deliverFirstChunk = 4 << 10
+
+// deliverFill reads into buf until it holds at least least bytes (or is
+// full), or r reports an error (io.EOF included), returned as r gave it.
+func deliverFill(r io.Reader, buf []byte, least int) (int, error) {
+	n := 0
+	for n < least && n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+		if m == 0 {
+			// A reader that returns nothing and no error: hand back what
+			// there is rather than spin (io.Reader allows it, rarely).
+			return n, nil
+		}
+	}
+	return n, nil
 }
 
 // deliverPrepare checks a target and returns the Maildir to write into.
@@ -390,7 +447,9 @@ func deliverOne(src, dir, base, name string, t Target, size int64, move bool) (p
 			return "", false, err
 		}
 	}
-	if err := fsx.SyncDir(newDir); err != nil {
+	// Shared with concurrent deliveries into the same new/: returns after
+	// an fsync of new/ that started after the rename or link above.
+	if err := newDirSyncers.sync(newDir); err != nil {
 		return "", moved, deliverUndo(dst, newDir, fmt.Errorf("maildir: deliver: %w", err))
 	}
 	if tracked {

@@ -197,11 +197,11 @@ func (ss *session) authPlain(initial string, hasInitial bool) error {
 		resp, err = ss.saslResponse("")
 	}
 	if err != nil {
-		return ss.saslFailed(err)
+		return ss.saslFailed("PLAIN", err)
 	}
 	user, password, err := parsePlain(resp)
 	if err != nil {
-		return ss.saslFailed(err)
+		return ss.saslFailed("PLAIN", err)
 	}
 	return ss.login(user, password, "PLAIN")
 }
@@ -229,27 +229,27 @@ func (ss *session) authLogin(initial string, hasInitial bool) error {
 		user, err = ss.saslResponse("Username:")
 	}
 	if err != nil {
-		return ss.saslFailed(err)
+		return ss.saslFailed("LOGIN", err)
 	}
 	password, err := ss.saslResponse("Password:")
 	if err != nil {
-		return ss.saslFailed(err)
+		return ss.saslFailed("LOGIN", err)
 	}
 	if len(user) == 0 {
-		return ss.saslFailed(errAuthSyntax)
+		return ss.saslFailed("LOGIN", errAuthSyntax)
 	}
 	return ss.login(string(user), string(password), "LOGIN")
 }
 
 // saslFailed answers a SASL exchange that ended before a password could
 // be checked. A cancel is not a failed login; garbage counts as one.
-func (ss *session) saslFailed(err error) error {
+func (ss *session) saslFailed(mech string, err error) error {
 	switch {
 	case errors.Is(err, errAuthCancelled):
 		ss.reply("-ERR authentication cancelled")
 		return nil
 	case errors.Is(err, errAuthSyntax):
-		return ss.authFailed("", "malformed SASL response")
+		return ss.authFailed("", mech, "malformed SASL response")
 	}
 	return err
 }
@@ -262,11 +262,11 @@ func (ss *session) login(user, password, mech string) error {
 		users = ss.srv.Users()
 	}
 	if users == nil || !users.Verify(user, password) {
-		return ss.authFailed(user, "bad password or unknown user")
+		return ss.authFailed(user, mech, "bad password or unknown user")
 	}
 	root, ok := users.Mailbox(user)
 	if !ok {
-		return ss.authFailed(user, "no mailbox")
+		return ss.authFailed(user, mech, "no mailbox")
 	}
 	drop, err := openMaildrop(root, ss.srv.UIDLFormat, ss.log)
 	switch {
@@ -289,9 +289,10 @@ func (ss *session) login(user, password, mech string) error {
 // authFailed answers a failed login after a delay that grows with every
 // failure (bounded), and closes the connection after too many: password
 // guessing gets slow and expensive. Only the user name is logged.
-func (ss *session) authFailed(user, reason string) error {
+func (ss *session) authFailed(user, mech, reason string) error {
 	ss.authFailures++
-	ss.log.Info("auth", "user", user, "result", "failed", "reason", reason, "failures", ss.authFailures)
+	// client= makes the line self-contained for fail2ban (docs/logging.md).
+	ss.log.Info("auth", "client", ss.remote.String(), "user", user, "mech", mech, "result", "fail", "reason", reason, "failures", ss.authFailures)
 	if d := ss.srv.authDelay(ss.authFailures); d > 0 {
 		if err := ss.w.Flush(); err != nil {
 			return err

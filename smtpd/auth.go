@@ -89,7 +89,7 @@ func (s *session) authFailed(mech, username string) error {
 	cs.mu.Unlock()
 	client := cs.s.auth.fail(cs.ip, time.Now())
 	delay := authDelay(max(conn, client), int(cs.s.cfg.Smtpd.AuthFailuresBeforeDelay), cs.s.authDelay)
-	cs.rejected("auth", "user", clean(username, 255), "mech", mech, "result", "fail", "delay", delay)
+	cs.rejected("auth", "client", cs.remote.String(), "user", clean(username, 255), "mech", mech, "result", "fail", "delay", delay)
 	if delay > 0 {
 		t := time.NewTimer(delay)
 		select {

@@ -1,6 +1,7 @@
 package smtpd
 
 import (
+	"bytes"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,9 @@ type watchedConn struct {
 	startTLS atomic.Bool  // "220 ... Ready to start TLS" went out in plaintext
 	dataIdle atomic.Int64 // a time.Duration: the read timeout while in DATA/BDAT
 
+	heldMu sync.Mutex
+	held   []byte // plaintext continuation lines of a reply not yet sent
+
 	done      chan struct{}
 	closeOnce sync.Once
 }
@@ -39,6 +43,9 @@ func newWatchedConn(c net.Conn) *watchedConn {
 func (c *watchedConn) Read(p []byte) (int, error) {
 	if c.closed.Load() {
 		return 0, net.ErrClosed
+	}
+	if err := c.flushHeld(); err != nil {
+		return 0, err
 	}
 	if d := time.Duration(c.dataIdle.Load()); d > 0 {
 		// Inside DATA every read gets the data timeout afresh: go-smtp
@@ -66,11 +73,62 @@ func (c *watchedConn) Write(p []byte) (int, error) {
 		c.Close()
 		return 0, net.ErrClosed
 	}
-	n, err := c.Conn.Write(p)
+	c.heldMu.Lock()
+	defer c.heldMu.Unlock()
+	if isContinuation(p) && len(c.held)+len(p) <= maxHeld {
+		// go-smtp writes and flushes a multi-line reply (EHLO's ten
+		// lines) one line at a time: ten system calls and ten segments
+		// where one does. A continuation line is always followed by the
+		// rest of its reply (RFC 5321 §4.2.1), so it waits for the final
+		// line and they leave together. A TLS record never starts with a
+		// digit, so only plaintext is held.
+		c.held = append(c.held, p...)
+		c.lastOp.Store(opWrite)
+		return len(p), nil
+	}
+	held := len(c.held)
+	out := p
+	if held > 0 {
+		out = append(c.held, p...)
+		c.held = c.held[:0]
+	}
+	n, err := c.Conn.Write(out)
 	if err == nil {
 		c.lastOp.Store(opWrite)
 	}
-	return n, err
+	return max(n-held, 0), err
+}
+
+// maxHeld bounds the continuation lines held back: an EHLO reply is
+// about 200 bytes.
+const maxHeld = 4 << 10
+
+// isContinuation reports whether p ends with a reply line "ddd-text" CRLF.
+func isContinuation(p []byte) bool {
+	if len(p) < 6 || p[len(p)-2] != '\r' || p[len(p)-1] != '\n' {
+		return false
+	}
+	start := bytes.LastIndex(p[:len(p)-2], []byte("\r\n")) + 2
+	if start == 1 {
+		start = 0
+	}
+	line := p[start:]
+	return len(line) >= 6 && isDigit(line[0]) && isDigit(line[1]) && isDigit(line[2]) && line[3] == '-'
+}
+
+func isDigit(b byte) bool { return '0' <= b && b <= '9' }
+
+// flushHeld sends held continuation lines (a read before the final line
+// would otherwise wait for a reply the client cannot have in full).
+func (c *watchedConn) flushHeld() error {
+	c.heldMu.Lock()
+	defer c.heldMu.Unlock()
+	if len(c.held) == 0 {
+		return nil
+	}
+	_, err := c.Conn.Write(c.held)
+	c.held = c.held[:0]
+	return err
 }
 
 func (c *watchedConn) SetDeadline(t time.Time) error {

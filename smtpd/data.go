@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -98,7 +99,7 @@ func (s *session) Data(r io.Reader) error {
 	committed = true
 	cs.messages.Add(1)
 	m := w.Size()
-	log.Info("accepted", "from", tx.from, "nrcpt", len(tx.rcpts), "size", m, "proto", env.Protocol)
+	log.Info("accepted", "from", tx.from, "nrcpt", len(tx.rcpts), "size", m, "proto", env.Protocol, authUserAttr(s.user))
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: queued as " + id.String()}
 }
 
@@ -143,6 +144,9 @@ func (s *session) dataFailed(log interface {
 // errWrite wraps failures of the spool writer.
 var errWrite = errors.New("spool write")
 
+// copyBuffers recycles copyMessage's buffers (one per message otherwise).
+var copyBuffers = sync.Pool{New: func() any { return new([32 << 10]byte) }}
+
 // copyMessage copies the message from r to w, checking that every CR is
 // followed by LF and every LF preceded by CR. On a bare one, or when w
 // fails (werr, or later), it stops writing but reads r to its end, so that
@@ -154,7 +158,9 @@ func copyMessage(w io.Writer, r io.Reader, werr error) error {
 		werr = fmt.Errorf("%w: %w", errWrite, werr)
 	}
 	var bare error
-	buf := make([]byte, 32<<10)
+	bp := copyBuffers.Get().(*[32 << 10]byte)
+	defer copyBuffers.Put(bp)
+	buf := bp[:]
 	prevCR := false
 	for {
 		n, err := r.Read(buf)

@@ -2,6 +2,7 @@ package smtpd
 
 import (
 	"bytes"
+	"log/slog"
 	"strconv"
 	"strings"
 )
@@ -221,4 +222,15 @@ func (o *observer) afterTLS() {
 	o.line = o.line[:0]
 	o.prevCRLF = true
 	o.synced()
+}
+
+// authUserAttr is user=<account> on the accepted line when the session
+// authenticated (what Postfix logs as sasl_username), so that the line
+// says who sent the message without a join on conn=; for an
+// unauthenticated session it is the empty Attr, which slog leaves out.
+func authUserAttr(user string) slog.Attr {
+	if user == "" {
+		return slog.Attr{}
+	}
+	return slog.String("user", user)
 }

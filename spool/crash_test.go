@@ -64,6 +64,15 @@ func TestCrashChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if step == "remove-unlinked" {
+		// The consumer's usual removal: no state file was ever written.
+		m, err := s.Message(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.RemoveMessage(m)
+		t.Fatal("not killed at remove-unlinked")
+	}
 	final := []RcptState{
 		{Status: StatusDelivered, Attempts: 1, Last: arrived},
 		{Status: StatusDelivered, Attempts: 1, Last: arrived},
@@ -166,6 +175,7 @@ func TestCrash(t *testing.T) {
 		{"state-after", true, StatusDelivered},
 		{"remove-renamed", false, ""},
 		{"remove-unlinking", false, ""},
+		{"remove-unlinked", false, ""},
 		{"drop-synced", false, ""},
 	}
 	for _, tc := range tests {

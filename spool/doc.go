@@ -110,7 +110,11 @@
 // finished every recipient. A power loss that undoes the rename then
 // brings the message back with its old states and it is delivered again
 // (at least once, never lost), which is cheaper than a state write and a
-// flush per message. When the final states were recorded, a crash leaves
+// flush per message. Such a message, one that never had a state file, the
+// consumer removes with RemoveMessage: a single unlink of queue/<id>, as
+// atomic a step out of sight as the rename and with nothing left to clean
+// up (only the consumer writes state files, so none can have appeared).
+// When the final states were recorded, a crash leaves
 // either a finished message in queue/ (so Remove is simply repeated) or
 // leftovers in trash/, which nothing reads and SweepTmp deletes, and
 // perhaps a state file without a message, which SweepTmp deletes once it

@@ -225,7 +225,7 @@ func (s *Spool) Pickup(id ID) (ID, error) {
 		}
 		// Picked up before, and the crash came before the unlink below;
 		// or another owner's message has this id (then refuse).
-		prev, _, perr := s.readEntry(id)
+		prev, _, perr := s.readEnvelope(id)
 		if perr != nil || prev.Origin != OriginLocal || prev.UID != st.Uid {
 			return "", s.refuse(id, path, "id already queued by someone else", true)
 		}

@@ -26,6 +26,10 @@ type Message struct {
 	Envelope Envelope
 	States   []RcptState // one per Envelope.Recipients, in order
 	entry    entry
+	// hasState: a state file was read. Only the one consumer writes state
+	// files, so for the consumer that read it this stays true until it
+	// writes one (see RemoveMessage).
+	hasState bool
 }
 
 // entry is where a queued message's content is: after the head of the
@@ -60,7 +64,7 @@ func (m *Message) Finished() bool {
 // envelope before it in the queue file is out of reach), and Size is
 // Envelope.Size. Close it when done.
 type Data struct {
-	f  *os.File
+	f  io.Closer
 	sr *io.SectionReader
 }
 
@@ -81,28 +85,70 @@ func (d *Data) Close() error { return d.f.Close() }
 
 // OpenData opens the message content for reading.
 func (m *Message) OpenData() (*Data, error) {
-	f, err := os.OpenFile(m.entry.dataPath(), os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	fd, err := openFd(m.entry.dataPath(), unix.O_RDONLY|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil, fmt.Errorf("spool %s: %w", m.ID, err)
 	}
+	return m.data(&rawFile{fd: fd, path: m.entry.dataPath()}), nil
+}
+
+// data is the content of m in the opened data file f.
+func (m *Message) data(f *rawFile) *Data {
 	off := m.entry.dataOff
 	if m.entry.legacy {
 		off = 0
 	}
-	return &Data{f: f, sr: io.NewSectionReader(f, off, m.Envelope.Size)}, nil
+	return &Data{f: f, sr: io.NewSectionReader(f, off, m.Envelope.Size)}
 }
 
 // Message reads the message id: its envelope and its recipients' states.
 // The content's size is the queue file's length less its head (in the old
 // layout: checked against the envelope's size line).
 func (s *Spool) Message(id ID) (*Message, error) {
-	if _, err := ParseID(string(id)); err != nil {
-		return nil, err
+	m, f, err := s.message(id)
+	if f != nil {
+		f.Close()
 	}
-	env, e, err := s.readEntry(id)
+	return m, err
+}
+
+// OpenMessage is Message and OpenData in one: the queue file is opened and
+// read once (an old-layout entry's data file is opened separately). The
+// caller closes the Data.
+func (s *Spool) OpenMessage(id ID) (*Message, *Data, error) {
+	m, f, err := s.message(id)
 	if err != nil {
-		return nil, err
+		if f != nil {
+			f.Close()
+		}
+		return nil, nil, err
 	}
+	if m.entry.legacy {
+		d, err := m.OpenData()
+		if err != nil {
+			return nil, nil, err
+		}
+		return m, d, nil
+	}
+	return m, m.data(f), nil
+}
+
+// message reads message id and returns it with its queue file still open
+// (nil for an old-layout entry), also on some errors; the caller closes it.
+func (s *Spool) message(id ID) (*Message, *rawFile, error) {
+	if _, err := ParseID(string(id)); err != nil {
+		return nil, nil, err
+	}
+	env, e, f, err := s.readEntry(id)
+	if err != nil {
+		return nil, f, err
+	}
+	m, err := s.readStates(id, env, e)
+	return m, f, err
+}
+
+// readStates completes a message read by readEntry with its states.
+func (s *Spool) readStates(id ID, env Envelope, e entry) (*Message, error) {
 	m := &Message{ID: id, Envelope: env, entry: e}
 	if e.legacy {
 		fi, err := os.Stat(e.dataPath())
@@ -123,6 +169,7 @@ func (s *Spool) Message(id ID) (*Message, error) {
 		if m.States, err = parseStates(data, len(env.Recipients)); err != nil {
 			return nil, fmt.Errorf("spool %s: %w: %w", id, ErrCorrupt, err)
 		}
+		m.hasState = true
 	}
 	return m, nil
 }
@@ -137,47 +184,60 @@ func (s *Spool) statePath(id ID, e entry) string {
 }
 
 // readEntry reads the envelope of queue/<id>, of either layout. For the
-// new one, Size is the file's length less the head.
-func (s *Spool) readEntry(id ID) (Envelope, entry, error) {
+// new one, Size is the file's length less the head, and the queue file is
+// returned open (nil for an old-layout directory); the caller closes it,
+// also when an error comes with it.
+func (s *Spool) readEntry(id ID) (Envelope, entry, *rawFile, error) {
 	e := entry{path: s.path(dirQueue, string(id))}
 	// O_NONBLOCK: whatever sits in queue/, opening it has no effect (a
 	// FIFO would otherwise block); reads of regular files ignore the flag.
-	f, err := os.OpenFile(e.path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	fd, err := openFd(e.path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	if errors.Is(err, fs.ErrNotExist) {
-		return Envelope{}, e, fmt.Errorf("spool %s: %w", id, ErrNotFound)
+		return Envelope{}, e, nil, fmt.Errorf("spool %s: %w", id, ErrNotFound)
 	}
 	if errors.Is(err, unix.ELOOP) {
-		return Envelope{}, e, fmt.Errorf("spool %s: %w: a symbolic link", id, ErrCorrupt)
+		return Envelope{}, e, nil, fmt.Errorf("spool %s: %w: a symbolic link", id, ErrCorrupt)
 	}
 	if err != nil {
-		return Envelope{}, e, fmt.Errorf("spool %s: %w", id, err)
+		return Envelope{}, e, nil, fmt.Errorf("spool %s: %w", id, err)
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return Envelope{}, e, fmt.Errorf("spool %s: %w", id, err)
+	f := &rawFile{fd: fd, path: e.path}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return Envelope{}, e, f, fmt.Errorf("spool %s: %w", id, &fs.PathError{Op: "fstat", Path: e.path, Err: err})
 	}
-	switch {
-	case fi.IsDir():
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		f.Close()
 		e.legacy = true
 		env, err := readLegacyEnvelope(e.path)
 		if err != nil {
-			return Envelope{}, e, fmt.Errorf("spool %s: %w", id, err)
+			return Envelope{}, e, nil, fmt.Errorf("spool %s: %w", id, err)
 		}
-		return env, e, nil
-	case !fi.Mode().IsRegular():
-		return Envelope{}, e, fmt.Errorf("spool %s: %w: not a regular file (%v)", id, ErrCorrupt, fi.Mode())
+		return env, e, nil, nil
+	case unix.S_IFREG:
+	default:
+		return Envelope{}, e, f, fmt.Errorf("spool %s: %w: not a regular file (mode %#o)", id, ErrCorrupt, st.Mode)
 	}
-	env, off, err := readHead(f, fi.Size())
+	env, off, err := readHead(f, st.Size)
 	if errors.Is(err, ErrSyntax) {
-		return Envelope{}, e, fmt.Errorf("spool %s: %w: %w", id, ErrCorrupt, err)
+		return Envelope{}, e, f, fmt.Errorf("spool %s: %w: %w", id, ErrCorrupt, err)
 	}
 	if err != nil {
-		return Envelope{}, e, fmt.Errorf("spool %s: %w", id, err)
+		return Envelope{}, e, f, fmt.Errorf("spool %s: %w", id, err)
 	}
 	e.dataOff = off
-	env.Size = fi.Size() - off
-	return env, e, nil
+	env.Size = st.Size - off
+	return env, e, f, nil
+}
+
+// readEnvelope is readEntry for callers that need no content.
+func (s *Spool) readEnvelope(id ID) (Envelope, entry, error) {
+	env, e, f, err := s.readEntry(id)
+	if f != nil {
+		f.Close()
+	}
+	return env, e, err
 }
 
 // readHead parses the head of a queue file of size bytes and returns the

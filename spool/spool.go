@@ -174,7 +174,7 @@ func (s *Spool) SetState(id ID, states []RcptState) error {
 	if _, err := ParseID(string(id)); err != nil {
 		return err
 	}
-	env, e, err := s.readEntry(id)
+	env, e, err := s.readEnvelope(id)
 	if err != nil {
 		return err
 	}
@@ -239,6 +239,35 @@ func (s *Spool) Remove(id ID) error {
 	if err := os.RemoveAll(to); err != nil {
 		return fmt.Errorf("spool %s: %w", id, err)
 	}
+	return nil
+}
+
+// RemoveMessage removes m, read by this consumer, once every recipient is
+// final. A message for which no state file was ever written (the usual
+// case: one pass delivered everything, see deliver's record) has nothing
+// beside its queue file, so one unlink(2) of queue/<id> takes it out of
+// sight in one step and leaves nothing behind: no rename into trash/, no
+// unlink of a state file that is not there. Only the consumer writes
+// state files, so none can have appeared since m was read. Anything else
+// (a state file, an old-layout directory) goes through Remove.
+func (s *Spool) RemoveMessage(m *Message) error {
+	if m.hasState || m.entry.legacy {
+		return s.Remove(m.ID)
+	}
+	if _, err := ParseID(string(m.ID)); err != nil {
+		return err
+	}
+	err := unix.Unlink(s.path(dirQueue, string(m.ID)))
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		return fmt.Errorf("spool %s: %w", m.ID, ErrNotFound)
+	case errors.Is(err, unix.EISDIR), errors.Is(err, unix.EPERM):
+		// A directory where a file was read: let Remove sort it out.
+		return s.Remove(m.ID)
+	case err != nil:
+		return fmt.Errorf("spool %s: remove: %w", m.ID, err)
+	}
+	crashPoint("remove-unlinked")
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -59,7 +60,9 @@ func (s *Spool) create(env Envelope, id ID) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spool %s: %w", id, err)
 	}
-	w := &Writer{s: s, id: id, env: env, path: path, f: f, bw: bufio.NewWriterSize(f, 64<<10)}
+	bw := writerBuffers.Get().(*bufio.Writer)
+	bw.Reset(f)
+	w := &Writer{s: s, id: id, env: env, path: path, f: f, bw: bw}
 	if _, err := w.bw.Write(head); err != nil {
 		w.Abort()
 		return nil, fmt.Errorf("spool %s: %w", id, err)
@@ -67,10 +70,24 @@ func (s *Spool) create(env Envelope, id ID) (*Writer, error) {
 	return w, nil
 }
 
+// writerBuffers recycles the Writers' 64 KB buffers: smtpd starts a
+// Writer per message, and a fresh buffer each time was garbage to collect
+// and memory to clear.
+var writerBuffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
+
+// releaseBuffer returns w's buffer to the pool once w is done with it.
+func (w *Writer) releaseBuffer() {
+	if w.bw != nil {
+		w.bw.Reset(nil)
+		writerBuffers.Put(w.bw)
+		w.bw = nil
+	}
+}
+
 // createFile makes a new file with modeFile whatever the umask: the
 // consumer, another uid in the group, must be able to read it.
 func createFile(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, modeFile)
+	f, err := openNoPoll(path, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW, uint32(modeFile))
 	if err != nil {
 		return nil, err
 	}
@@ -116,6 +133,7 @@ func (w *Writer) Commit() (ID, error) {
 		return "", fmt.Errorf("spool %s: commit after commit or abort", w.id)
 	}
 	w.done = true
+	defer w.releaseBuffer()
 	if err := w.commit(); err != nil {
 		w.f.Close()
 		// After the rename this removes nothing: the message stays queued.
@@ -165,6 +183,7 @@ func (w *Writer) Abort() error {
 		return nil
 	}
 	w.done = true
+	w.releaseBuffer()
 	cerr := w.f.Close()
 	if err := os.Remove(w.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("spool %s: abort: %w", w.id, err)

@@ -2,13 +2,18 @@ package test
 
 // The fail2ban test keeps etc/fail2ban/filter.d/mailroom.conf true to the
 // lines the daemons really write. It starts the built smtpd, pop3d and
-// imapd on loopback, logs in to each with a wrong password, a right one,
-// and a wrong one under a user name built to look like other keys, and
-// captures their standard error. fail2ban-regex (Debian package fail2ban)
-// then reads those lines, as written and in the forms syslog and the
-// journal give them, with the client address as captured and rewritten to
-// a documentation IPv4 and IPv6 address: every failed login, and nothing
-// else, must come out, with its host and user.
+// imapd on loopback, logs in to each with a wrong password, a right one
+// (smtpd then takes a message), and a wrong one under a user name built to
+// look like other keys, and captures their standard error. The failed
+// logins must be self-contained and spelled alike by the three daemons
+// (msg=auth conn= client= user= mech= result=fail, docs/logging.md), and
+// smtpd's accepted line must name the authenticated user.
+// fail2ban-regex (Debian package fail2ban) then reads those lines, as
+// written and in the forms syslog and the journal give them, with the
+// client address as captured and rewritten to a documentation IPv4 and
+// IPv6 address, and also rewritten to the earlier format (no client= on
+// the failure, remote= on pop3d's and imapd's connect): every failed login,
+// and nothing else, must come out, with its host and user.
 
 import (
 	"bufio"
@@ -98,6 +103,9 @@ func TestFail2banFilter(t *testing.T) {
 		name string
 		line func(prog, line string) string
 	}{
+		// The earlier format, which the filter still reads through the
+		// connect line's address.
+		{"old", func(prog, line string) string { return oldFormat(prog, line) }},
 		// As the daemon writes it: a file it was redirected to, or
 		// journalctl -o cat.
 		{"logfmt", func(_, line string) string { return line }},
@@ -161,6 +169,23 @@ func TestFail2banFilter(t *testing.T) {
 			t.Errorf("fail2ban-regex found %q in lines without failures:\n%s", got, b.String())
 		}
 	})
+}
+
+// oldFormat rewrites a line to the format of earlier versions: the failed
+// login without client= (and for pop3d and imapd without mech=, with
+// result=failed), pop3d's and imapd's connect with remote=.
+func oldFormat(prog, line string) string {
+	if strings.Contains(line, " msg=auth ") && strings.Contains(line, " result=fail ") {
+		line = regexp.MustCompile(` client=\S+`).ReplaceAllString(line, "")
+		if prog != "smtpd" {
+			line = regexp.MustCompile(` mech=\S+`).ReplaceAllString(line, "")
+			line = strings.Replace(line, " result=fail ", " result=failed ", 1)
+		}
+	}
+	if prog != "smtpd" && strings.Contains(line, " msg=connect ") {
+		line = strings.Replace(line, " client=", " remote=", 1)
+	}
+	return line
 }
 
 // stageFail2banFilter copies the filter into a filter.d of its own beside
@@ -273,9 +298,13 @@ func f2bConfig(t *testing.T) string {
 		mailRoot, spoolDir, passwd, aliases)
 }
 
-// failureLine is a failed login as the daemons log it; user= is the
-// value as written, quoted or bare.
-var failureLine = regexp.MustCompile(`(?m)^time=\S+ level=INFO msg=auth conn=\S+ user=("(?:[^"\\]|\\.)*"|[^"\s]\S*) .*\bresult=fail`)
+// failureLine is a failed login as the daemons log it, the same keys in
+// the same order from all three (docs/logging.md); user= is the value as
+// written, quoted or bare.
+var failureLine = regexp.MustCompile(`(?m)^time=\S+ level=INFO msg=auth conn=\S+ client=127\.0\.0\.1:\d+ user=("(?:[^"\\]|\\.)*"|[^"\s]\S*) mech=[A-Z]+ result=fail( |$)`)
+
+// anyFailure is any failed login line, whatever its keys.
+var anyFailure = regexp.MustCompile(`(?m)^.* msg=auth .*result=fail.*$`)
 
 // captureLogins runs d on a free loopback port, tries every probe, stops
 // it with SIGTERM and returns what it logged and the user= value of each
@@ -353,6 +382,18 @@ func captureLogins(t *testing.T, d f2bDaemon, common string) (string, []string) 
 	var users []string
 	for _, m := range failureLine.FindAllStringSubmatch(out, -1) {
 		users = append(users, m[1])
+	}
+	if all, self := len(anyFailure.FindAllString(out, -1)), len(users); all != self {
+		t.Errorf("%s: %d failed login lines, %d of them in the shared self-contained form:\n%s", d.prog, all, self, out)
+	}
+	if n := len(regexp.MustCompile(`(?m) msg=connect conn=\S+ (service=\S+ )?client=127\.0\.0\.1:\d+( |$)`).FindAllString(out, -1)); n != len(f2bProbes)+1 {
+		t.Errorf("%s: %d connect lines with client=, want %d:\n%s", d.prog, n, len(f2bProbes)+1, out)
+	}
+	if d.prog == "smtpd" {
+		// The message sent after the successful login names its user.
+		if n := len(regexp.MustCompile(`(?m) msg=accepted conn=\S+ msgid=\S+ from=alice@example\.org nrcpt=1 .* user=alice@example\.org$`).FindAllString(out, -1)); n != 1 {
+			t.Errorf("smtpd: %d accepted lines with user=alice@example.org, want 1:\n%s", n, out)
+		}
 	}
 	if len(users) != 2 || users[0] != "alice@example.org" {
 		t.Errorf("%s logged failed logins for %q, want alice@example.org and %q:\n%s", d.prog, users, f2bHostile, out)
@@ -448,6 +489,11 @@ func smtpLogin(addr, user, password string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	if strings.HasPrefix(r, "235 ") {
+		if err := smtpSend(l, user); err != nil {
+			return false, err
+		}
+	}
 	if err := l.send("QUIT"); err != nil {
 		return false, err
 	}
@@ -461,6 +507,24 @@ func smtpLogin(addr, user, password string) (bool, error) {
 		return false, nil
 	}
 	return false, fmt.Errorf("AUTH: unexpected reply %q", r)
+}
+
+// smtpSend sends one message from and to user on an authenticated session.
+func smtpSend(l *lineConn, user string) error {
+	for _, step := range []struct{ line, want string }{
+		{"MAIL FROM:<" + user + ">", "250 "},
+		{"RCPT TO:<" + user + ">", "250 "},
+		{"DATA", "354 "},
+		{"Subject: fail2ban test\r\n\r\nbody\r\n.", "250 "},
+	} {
+		if err := l.send(step.line); err != nil {
+			return err
+		}
+		if r, err := l.smtpReply(); err != nil || !strings.HasPrefix(r, step.want) {
+			return fmt.Errorf("%q: %q: %v", strings.SplitN(step.line, "\r\n", 2)[0], r, err)
+		}
+	}
+	return nil
 }
 
 // pop3Login tries AUTH PLAIN with an initial response (RFC 5034 §4).
@@ -574,7 +638,7 @@ func TestFail2banJail(t *testing.T) {
 	for _, want := range []string{
 		"['add', 'mailroom', 'systemd']",
 		"['set', 'mailroom', 'addjournalmatch', 'SYSLOG_IDENTIFIER=smtpd', '+', 'SYSLOG_IDENTIFIER=pop3d', '+', 'SYSLOG_IDENTIFIER=imapd']",
-		"'addfailregex', ['^connect conn=<F-MLFID>",
+		`'addfailregex', ['^auth conn=[^"\\s]+ client=\\[?<ADDR>\\]?:\\d+ user=<F-USER>`,
 		"--dports smtp,submission,submissions,pop3,pop3s,imap,imaps ",
 		"['start', 'mailroom']",
 	} {

@@ -35,5 +35,10 @@
 //     raw newline and a key=value pair never splits.
 //   - AUTH data is never logged: no password, hash, SASL response or AUTH
 //     argument, at any level, not even on failure; a failed login logs the
-//     user name only.
+//     user name, the mechanism and the client only, as one self-contained
+//     line spelled alike by smtpd, pop3d and imapd: msg=auth conn=<id>
+//     client=<ip>:<port> user=<name> mech=<mech> result=fail ...
+//   - deliver's queue daemon writes relay= on every delivery line: the
+//     server that answered, local, or none; deliver as an MDA given
+//     --queue-id writes the MTA's id as msgid= on every line.
 package logging

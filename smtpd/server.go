@@ -147,7 +147,7 @@ func (s *Server) Serve(ls []listen.Named) error {
 			return err
 		}
 	}
-	fan := newFanIn(ls)
+	fan := listen.Merge(ls)
 	limited := listen.Limit(fan, int(s.cfg.Smtpd.MaxConnections), int(s.cfg.Smtpd.MaxConnectionsPerClient), s.rejectBusy)
 	s.mu.Lock()
 	if s.draining {
@@ -166,7 +166,7 @@ func (s *Server) Serve(ls []listen.Named) error {
 			}
 			return fmt.Errorf("accept: %w", err)
 		}
-		go s.ServeConn(serviceOf(c), c)
+		go s.ServeConn(listen.ServiceOf(c, ServiceSMTP), c)
 	}
 }
 
@@ -179,7 +179,7 @@ func BusyReply(cfg *config.Config) string {
 // instead of the greeting). On the implicit-TLS port a plaintext reply
 // would be noise to the client's TLS stack, so it just closes.
 func (s *Server) rejectBusy(c net.Conn) {
-	service := serviceOf(c)
+	service := listen.ServiceOf(c, ServiceSMTP)
 	s.log.Info("reject", "service", service, "client", c.RemoteAddr().String(), "reason", "too many connections")
 	if service == ServiceSubmissions {
 		return

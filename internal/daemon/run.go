@@ -159,7 +159,7 @@ func (d *daemon) listeners(set *listen.Set, haveTLS bool) ([]listen.Named, error
 // handling SIGHUP meanwhile, then stops.
 func (d *daemon) serve(ctx context.Context, named []listen.Named, hup <-chan os.Signal) error {
 	total, perClient := d.spec.Limits(d.cfg.Load())
-	accepting := listen.Limit(newFanIn(named), int(total), int(perClient), d.reject)
+	accepting := listen.Limit(listen.Merge(named), int(total), int(perClient), d.reject)
 	accepted := make(chan error, 1)
 	go func() { accepted <- d.accept(accepting) }()
 	d.notify("READY=1")
@@ -193,13 +193,13 @@ func (d *daemon) accept(l net.Listener) error {
 			_ = l.Close()
 			return fmt.Errorf("accept: %w", err)
 		}
-		go d.srv.ServeConn(c, serviceOf(c, def))
+		go d.srv.ServeConn(c, listen.ServiceOf(c, def))
 	}
 }
 
 // reject answers a connection over the limits with the service's refusal.
 func (d *daemon) reject(c net.Conn) {
-	service := serviceOf(c, d.spec.Services[0].Name)
+	service := listen.ServiceOf(c, d.spec.Services[0].Name)
 	d.log.Info("reject", "service", service, "client", c.RemoteAddr().String(), "reason", "too many connections")
 	sv := d.spec.service(service)
 	if sv == nil || sv.Reject == nil || sv.ImplicitTLS {

@@ -1,4 +1,4 @@
-package daemon
+package listen
 
 import (
 	"errors"
@@ -6,15 +6,20 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"mailroom/internal/listen"
 )
 
-// fanIn merges the listeners into one, so that one listen.Limit counts
-// the connections of every service together, and tags each connection
-// with its listener's service.
+// Merge returns one listener that accepts the connections of every
+// listener in ls, so that one Limit counts the connections of all the
+// services together (max_connections is per daemon, not per port). Each
+// connection remembers its listener's Name: ServiceOf finds it again.
+// Accept returns the first listener's failure; temporary failures (out
+// of descriptors, a client gone before accept) are waited out with a
+// growing pause. Close closes every listener.
+func Merge(ls []Named) net.Listener { return newFanIn(ls) }
+
+// fanIn is Merge's listener.
 type fanIn struct {
-	ls    []listen.Named
+	ls    []Named
 	conns chan net.Conn
 	errs  chan error
 	done  chan struct{}
@@ -30,7 +35,7 @@ type taggedConn struct {
 // Unwrap returns the accepted connection.
 func (c *taggedConn) Unwrap() net.Conn { return c.Conn }
 
-func newFanIn(ls []listen.Named) *fanIn {
+func newFanIn(ls []Named) *fanIn {
 	f := &fanIn{
 		ls:    ls,
 		conns: make(chan net.Conn),
@@ -45,7 +50,7 @@ func newFanIn(ls []listen.Named) *fanIn {
 
 // accept feeds one listener's connections in until it fails or the fan-in
 // is closed.
-func (f *fanIn) accept(l listen.Named) {
+func (f *fanIn) accept(l Named) {
 	var backoff time.Duration
 	for {
 		c, err := l.Accept()
@@ -123,9 +128,10 @@ func temporary(err error) bool {
 		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM)
 }
 
-// serviceOf finds the service of a connection from a fanIn through the
-// wrappers of listen.Limit; def when it has none.
-func serviceOf(c net.Conn, def string) string {
+// ServiceOf returns the Name of the listener a connection from Merge came
+// in on, looking through wrappers with an Unwrap method (Limit's); def
+// for a connection that did not come from Merge.
+func ServiceOf(c net.Conn, def string) string {
 	for c != nil {
 		if tc, ok := c.(*taggedConn); ok {
 			return tc.service

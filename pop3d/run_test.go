@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"mailroom/internal/config"
+	"mailroom/internal/testutil"
 )
 
 // TestApply: settings applied on SIGHUP reach the sessions that start
@@ -35,5 +36,15 @@ func TestApply(t *testing.T) {
 	}
 	if s := e.srv.snapshot(); s.AuthDelay != -1 || s.Logger != e.srv.Logger || s.shared != e.srv.shared {
 		t.Errorf("Apply lost a field mailroom.conf does not set: AuthDelay %v", s.AuthDelay)
+	}
+}
+
+// TestCloneCopiesEverySetting: a field added to Server and forgotten in
+// clone would silently fall back to its default after the first SIGHUP.
+func TestCloneCopiesEverySetting(t *testing.T) {
+	s := &Server{}
+	testutil.FillExported(t, s)
+	for _, name := range testutil.ZeroExported(s.clone()) {
+		t.Errorf("clone drops %s", name)
 	}
 }

@@ -51,11 +51,8 @@ func (c Changes) Empty() bool {
 // safe for concurrent use; other processes may use the same Maildir at the
 // same time, coordinating through dovecot-uidlist.lock as Dovecot does.
 type Mailbox struct {
-	path    string
-	lockOpt fsx.DotLockOptions
-
-	mu   sync.Mutex
-	ul   uidlistFile
+	mu sync.Mutex
+	syncDisk
 	kw   keywordsFile
 	msgs []Message // ascending UID, so found by binary search
 	// byBase maps base -> index in msgs. It is built on the first
@@ -65,27 +62,16 @@ type Mailbox struct {
 	pending Changes        // found by internal syncs, not yet returned
 	quick   syncQuickState // to skip a sync when nothing changed
 	opened  bool           // the first sync is done; later ones record Changes
-	// absentPrev holds the bases of uidlist records that had no file at
-	// the previous sync; only those may be compressed away.
-	absentPrev map[string]bool
 }
 
 // OpenMailbox opens the Maildir at path and syncs it once.
 func OpenMailbox(path string) (*Mailbox, error) {
-	for _, d := range []string{"new", "cur"} {
-		fi, err := os.Stat(filepath.Join(path, d))
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %w", ErrNotMaildir, path, err)
-		}
-		if !fi.IsDir() {
-			return nil, fmt.Errorf("%w: %s/%s is not a directory", ErrNotMaildir, path, d)
-		}
+	if err := checkMaildir(path); err != nil {
+		return nil, err
 	}
 	m := &Mailbox{
-		path:    path,
-		lockOpt: defaultLockOptions(),
-		ul:      uidlistFile{path: filepath.Join(path, UidlistName)},
-		kw:      keywordsFile{path: filepath.Join(path, KeywordsName)},
+		syncDisk: newSyncDisk(path),
+		kw:       keywordsFile{path: filepath.Join(path, KeywordsName)},
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -95,6 +81,20 @@ func OpenMailbox(path string) (*Mailbox, error) {
 	m.pending = Changes{}
 	m.opened = true
 	return m, nil
+}
+
+// checkMaildir reports ErrNotMaildir unless path has new/ and cur/.
+func checkMaildir(path string) error {
+	for _, d := range []string{"new", "cur"} {
+		fi, err := os.Stat(filepath.Join(path, d))
+		if err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrNotMaildir, path, err)
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("%w: %s/%s is not a directory", ErrNotMaildir, path, d)
+		}
+	}
+	return nil
 }
 
 // Path returns the Maildir's directory.
@@ -336,7 +336,7 @@ func (m *Mailbox) setFlagsLocked(uid uint32, f Flags, k Keywords) (string, error
 			return "", fmt.Errorf("maildir: set flags: %w", err)
 		}
 		// Lost a race (another process renamed or expunged it): resync.
-		if err := m.syncLocked(); err != nil {
+		if err := m.resyncLocked(); err != nil {
 			return "", err
 		}
 	}
@@ -374,7 +374,7 @@ func (m *Mailbox) Expunge(uids ...uint32) error {
 			// Our own removals must not be reported by the resync.
 			m.dropLocked(gone)
 			clear(gone)
-			if err := m.syncLocked(); err != nil {
+			if err := m.resyncLocked(); err != nil {
 				return err
 			}
 		}
@@ -442,7 +442,7 @@ func (m *Mailbox) MoveTo(uid uint32, dst *Mailbox) (string, error) {
 		if !errors.Is(err, os.ErrNotExist) {
 			return "", fmt.Errorf("maildir: move: %w", err)
 		}
-		if err := m.syncLocked(); err != nil {
+		if err := m.resyncLocked(); err != nil {
 			return "", err
 		}
 	}

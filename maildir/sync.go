@@ -29,9 +29,16 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
+
+	"mailroom/internal/fsx"
 )
+
+// syncScans counts full syncs (listings of new/ and cur/) in this process,
+// so tests can tell a sync that listed from one that was skipped.
+var syncScans atomic.Uint64
 
 // syncMaxScans bounds the listings per sync when racing renames are seen.
 const syncMaxScans = 4
@@ -62,6 +69,13 @@ var syncDirNames = [...]string{syncNew: "new", syncCur: "cur"}
 type syncFiles struct {
 	entries []syncEntry
 	byBase  map[string]int32
+	// stamps are new/ and cur/ as stated before their last listing, and
+	// clean reports that neither changed during it.
+	stamps [2]syncStamp
+	clean  bool
+	// passes counts the listings merged into entries. After more than
+	// one, entries may hold a file that only an earlier listing saw.
+	passes int
 }
 
 // newSyncFiles makes room for n files, so listing a big Maildir does not
@@ -95,9 +109,19 @@ func syncBase(name string) string {
 
 // syncQuickState remembers what the last full sync saw.
 type syncQuickState struct {
-	valid bool
-	stamp [4]syncStamp // new/, cur/, uidlist, keywords
+	valid    bool
+	stamp    [4]syncStamp // new/, cur/, uidlist, keywords
+	listedAt time.Time    // when that sync ended
 }
+
+// syncRepeatWindow is how soon after a full sync another Sync that finds
+// every stamp exactly as that sync did returns its view instead of listing
+// again: OpenMailbox followed at once by Sync (an IMAP SELECT) lists the
+// directories once. A change within the window that left a directory's
+// times unchanged (same clock tick) is missed only until the next Sync
+// after the window, since the recorded stamps stay unsettled; the listing
+// it repeats took about as long as the window on a big Maildir anyway.
+const syncRepeatWindow = 20 * time.Millisecond
 
 // syncStamp identifies a file's state.
 type syncStamp struct {
@@ -140,6 +164,18 @@ func syncStampOf(path string) (syncStamp, error) {
 	}, nil
 }
 
+// settled reports whether s was stated long enough after the file's last
+// change that a later change must move its times.
+func (s syncStamp) settled() bool {
+	return s.exists && s.statedAt.Sub(s.ctime) > syncDirtyWindow && s.statedAt.Sub(s.mtime) > syncDirtyWindow
+}
+
+// equal reports whether s and o record the same file times, however
+// recently stated.
+func (s syncStamp) equal(o syncStamp) bool {
+	return s.exists == o.exists && s.ino == o.ino && s.size == o.size && s.mtime.Equal(o.mtime) && s.ctime.Equal(o.ctime)
+}
+
 // same reports whether s and o describe the same unchanged file, and s was
 // old enough when stated that a later change must have moved its times.
 func (s syncStamp) same(o syncStamp) bool {
@@ -170,76 +206,161 @@ func (m *Mailbox) syncStamps() ([4]syncStamp, error) {
 	return out, nil
 }
 
+// syncDisk is the part of a sync that touches the disk, shared by a
+// Mailbox (which builds its view from the result) and Snapshot (which
+// streams it to its caller): the Maildir, its cached uidlist, and the
+// records that had no file at the previous sync.
+type syncDisk struct {
+	path    string
+	lockOpt fsx.DotLockOptions
+	ul      uidlistFile
+	// absentPrev holds the bases of uidlist records that had no file at
+	// the previous sync; only those may be compressed away.
+	absentPrev map[string]bool
+}
+
+// newSyncDisk is the disk side of the Maildir at path, nothing read yet.
+func newSyncDisk(path string) syncDisk {
+	return syncDisk{
+		path:    path,
+		lockOpt: defaultLockOptions(),
+		ul:      uidlistFile{path: filepath.Join(path, UidlistName)},
+	}
+}
+
+// syncScan is what one locked pass over the Maildir found: every listed
+// file, each uidlist record's file, and the uidlist's stamp as this pass
+// left it.
+type syncScan struct {
+	files    *syncFiles
+	recEntry []int32 // per record of d.ul.u.Records: index in files.entries, or -1
+	ulStamp  syncStamp
+	ulStated bool // ulStamp was taken (under the lock, after any write)
+}
+
+// syncScanOptions is what a caller adds to a pass.
+type syncScanOptions struct {
+	// sizeHint is how many files the caller expects (its current view).
+	sizeHint int
+	// missing reports whether a message the caller knows has no file in
+	// a listing, which makes the listing run again (a racing rename).
+	missing func(*syncFiles) bool
+	// underLock runs right after the uidlist is refreshed (the keywords
+	// file, which shares the lock).
+	underLock func() error
+	// done runs at the end, still under the lock (the listing cache).
+	done func(syncScan)
+}
+
+// live reports whether record i with entry ei is a message: it has a file,
+// and no later record claims the same base.
+func (sc syncScan) live(i int, ei int32) bool {
+	return ei >= 0 && sc.files.entries[ei].rec == int32(i)+1
+}
+
+// scan takes dovecot-uidlist.lock, brings the uidlist up to date (creating
+// it in memory if absent), lists new/ and cur/, gives new files UIDs and
+// writes the uidlist: steps 1–4 of a sync.
+func (d *syncDisk) scan(opt syncScanOptions) (sc syncScan, err error) {
+	syncScans.Add(1)
+	lk, err := uidlistLockAcquire(d.path, d.lockOpt)
+	if err != nil {
+		return syncScan{}, err
+	}
+	defer func() {
+		if rerr := lk.release(); err == nil && rerr != nil {
+			sc, err = syncScan{}, rerr
+		}
+	}()
+	if err := d.ul.refresh(); err != nil {
+		return syncScan{}, err
+	}
+	if d.ul.u == nil {
+		if err := d.ul.create(); err != nil {
+			return syncScan{}, err
+		}
+	}
+	if opt.underLock != nil {
+		if err := opt.underLock(); err != nil {
+			return syncScan{}, err
+		}
+	}
+	files, clean, err := d.listAll(opt)
+	if err != nil {
+		return syncScan{}, err
+	}
+	recEntry, err := d.assign(files, clean)
+	if err != nil {
+		return syncScan{}, err
+	}
+	sc = syncScan{files: files, recEntry: recEntry}
+	if st, err := syncStampOf(d.ul.path); err == nil {
+		sc.ulStamp, sc.ulStated = st, true
+	}
+	if opt.done != nil {
+		opt.done(sc)
+	}
+	return sc, nil
+}
+
+// resyncLocked lists again whatever the stamps say: an operation that
+// just lost a rename race knows the view is stale, even if the race left
+// the directory's times as the last sync saw them.
+func (m *Mailbox) resyncLocked() error {
+	m.quick.valid = false
+	return m.syncLocked()
+}
+
 // syncLocked syncs; the caller holds m.mu. Changes go to m.pending.
-func (m *Mailbox) syncLocked() (err error) {
+func (m *Mailbox) syncLocked() error {
 	before, err := m.syncStamps()
 	if err != nil {
 		return err
 	}
 	if m.quick.valid && m.ul.u != nil {
-		unchanged := true
+		unchanged, exact := true, true
 		for i := range before {
-			if !m.quick.stamp[i].same(before[i]) {
-				unchanged = false
-			}
+			unchanged = unchanged && m.quick.stamp[i].same(before[i])
+			exact = exact && m.quick.stamp[i].equal(before[i])
 		}
-		if unchanged {
+		if unchanged || exact && time.Since(m.quick.listedAt) < syncRepeatWindow {
 			return nil
 		}
 	}
-	lk, err := uidlistLockAcquire(m.path, m.lockOpt)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if rerr := lk.release(); err == nil && rerr != nil {
-			err = rerr
-			m.quick.valid = false
-		}
-	}()
 	m.quick.valid = false
-	if err := m.ul.refresh(); err != nil {
-		return err
-	}
-	if m.ul.u == nil {
-		if err := m.ul.create(); err != nil {
-			return err
-		}
-	}
-	if err := m.kw.refresh(); err != nil {
-		return err
-	}
-	files, clean, err := m.syncListAll()
+	sc, err := m.scan(syncScanOptions{sizeHint: len(m.msgs), missing: m.syncMissingKnown, underLock: m.kw.refresh})
 	if err != nil {
 		return err
 	}
-	if err := m.syncAssign(files, clean); err != nil {
-		return err
-	}
+	msgs := m.syncView(m.ul.u.Records, sc.recEntry, sc.files)
+	m.syncRecordChanges(msgs)
+	m.msgs = msgs
+	m.reindexLocked()
 	// Remember the state as of the start of this sync: anything that
 	// changed after it makes the stamps differ next time.
-	m.quick = syncQuickState{valid: true, stamp: before}
-	if st, err := syncStampOf(m.ul.path); err == nil && !before[2].same(st) {
-		m.quick.stamp[2] = st // our own uidlist write is not a change
+	m.quick = syncQuickState{valid: true, stamp: before, listedAt: time.Now()}
+	if sc.ulStated && !before[2].same(sc.ulStamp) {
+		m.quick.stamp[2] = sc.ulStamp // our own uidlist write is not a change
 	}
 	return nil
 }
 
-// syncListAll lists new/ and cur/, re-listing while known messages are
+// listAll lists new/ and cur/, re-listing while known messages are
 // missing or a directory changed during the listing. clean reports that the
 // last listing saw neither directory change, so it cannot have skipped a
 // file (readdir misses only entries renamed while it runs).
-func (m *Mailbox) syncListAll() (files *syncFiles, clean bool, err error) {
+func (d *syncDisk) listAll(opt syncScanOptions) (files *syncFiles, clean bool, err error) {
 	// The uidlist was just read: its record count is the best guess of
 	// how many files there are, also on the first sync of a fresh open.
-	files = newSyncFiles(max(len(m.msgs), len(m.ul.u.Records)) + 16)
+	files = newSyncFiles(max(opt.sizeHint, len(d.ul.u.Records)) + 16)
 	for scan := 0; scan < syncMaxScans; scan++ {
-		changed, err := m.syncListOnce(files)
+		changed, err := d.listOnce(files)
 		if err != nil {
 			return nil, false, err
 		}
 		clean = !changed
-		if !changed && !m.syncMissingKnown(files) {
+		files.clean, files.passes = clean, scan+1
+		if !changed && (opt.missing == nil || !opt.missing(files)) {
 			break
 		}
 	}
@@ -257,17 +378,20 @@ func (m *Mailbox) syncMissingKnown(files *syncFiles) bool {
 	return false
 }
 
-// syncListOnce lists new/ then cur/ into files (later listings win) and
+// listOnce lists new/ then cur/ into files (later listings win) and
 // reports whether either directory changed while it was being read.
-func (m *Mailbox) syncListOnce(files *syncFiles) (bool, error) {
+func (d *syncDisk) listOnce(files *syncFiles) (bool, error) {
 	changed := false
+	// The uidlist holds every base once (plus a UID): with room for the
+	// info parts it bounds what a listing of the known files needs.
+	hint := int(d.ul.size) + 8*len(d.ul.u.Records) + 4096
 	for _, dir := range []uint8{syncNew, syncCur} {
-		path := filepath.Join(m.path, syncDirNames[dir])
+		path := filepath.Join(d.path, syncDirNames[dir])
 		before, err := syncStampOf(path)
 		if err != nil {
 			return false, err
 		}
-		names, err := syncReadDir(path)
+		names, err := syncReadDir(path, hint)
 		if err != nil {
 			return false, err
 		}
@@ -278,8 +402,9 @@ func (m *Mailbox) syncListOnce(files *syncFiles) (bool, error) {
 		if !before.mtime.Equal(after.mtime) || !before.ctime.Equal(after.ctime) {
 			changed = true
 		}
+		files.stamps[dir] = before
 		for _, name := range names {
-			if err := m.syncAddEntry(files, dir, name); err != nil {
+			if err := d.addEntry(files, dir, name); err != nil {
 				return false, err
 			}
 		}
@@ -287,8 +412,8 @@ func (m *Mailbox) syncListOnce(files *syncFiles) (bool, error) {
 	return changed, nil
 }
 
-// syncAddEntry records one listed file, resolving two names with one base.
-func (m *Mailbox) syncAddEntry(files *syncFiles, dir uint8, name string) error {
+// addEntry records one listed file, resolving two names with one base.
+func (d *syncDisk) addEntry(files *syncFiles, dir uint8, name string) error {
 	if name == "" || name[0] == '.' {
 		return nil // maildir(5): readers skip dot files
 	}
@@ -311,8 +436,8 @@ func (m *Mailbox) syncAddEntry(files *syncFiles, dir uint8, name string) error {
 	}
 	// Same base twice: a rename seen half-way, a new/ → cur/ move seen in
 	// both listings, or a real duplicate. Keep the name that exists.
-	oldExists := syncExists(filepath.Join(m.path, syncDirNames[old.dir], old.name))
-	newExists := syncExists(filepath.Join(m.path, syncDirNames[dir], name))
+	oldExists := syncExists(filepath.Join(d.path, syncDirNames[old.dir], old.name))
+	newExists := syncExists(filepath.Join(d.path, syncDirNames[dir], name))
 	switch {
 	case !oldExists:
 		*old = e
@@ -326,7 +451,7 @@ func (m *Mailbox) syncAddEntry(files *syncFiles, dir uint8, name string) error {
 		}
 		n.Base = mailboxUniqueBase(n.Base)
 		n.HasInfo = true
-		if err := os.Rename(filepath.Join(m.path, syncDirNames[dir], name), filepath.Join(m.path, "cur", n.String())); err != nil {
+		if err := os.Rename(filepath.Join(d.path, syncDirNames[dir], name), filepath.Join(d.path, "cur", n.String())); err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				return nil
 			}
@@ -343,10 +468,10 @@ func syncExists(path string) bool {
 	return err == nil
 }
 
-// syncAssign matches files to records, assigns UIDs to new files, writes
-// the uidlist, and replaces the view, recording the differences.
-func (m *Mailbox) syncAssign(files *syncFiles, clean bool) error {
-	u := m.ul.u
+// assign matches files to records, assigns UIDs to new files and writes
+// the uidlist. It returns, per record, the index of its file's entry.
+func (d *syncDisk) assign(files *syncFiles, clean bool) ([]int32, error) {
+	u := d.ul.u
 	recEntry, absent := syncMatch(u.Records, files)
 	var fresh []int32 // entries without a record
 	for i := range files.entries {
@@ -360,7 +485,7 @@ func (m *Mailbox) syncAssign(files *syncFiles, clean bool) error {
 	var added []UidlistRecord
 	for _, ei := range fresh {
 		if u.NextUID == ^uint32(0) {
-			return fmt.Errorf("maildir: %s: UIDs exhausted", m.path)
+			return nil, fmt.Errorf("maildir: %s: UIDs exhausted", d.path)
 		}
 		rec := UidlistRecord{UID: u.NextUID, Name: syncBase(files.entries[ei].name)}
 		u.NextUID++
@@ -369,18 +494,14 @@ func (m *Mailbox) syncAssign(files *syncFiles, clean bool) error {
 		recEntry = append(recEntry, ei)
 		added = append(added, rec)
 	}
-	compressed, err := m.syncWriteUidlist(absent, added, clean)
+	compressed, err := d.writeUidlist(absent, added, clean)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if compressed { // record indices moved
 		recEntry, _ = syncMatch(u.Records, files)
 	}
-	msgs := m.syncView(u.Records, recEntry, files)
-	m.syncRecordChanges(msgs)
-	m.msgs = msgs
-	m.reindexLocked()
-	return nil
+	return recEntry, nil
 }
 
 // syncMatch matches records to files by base: entries[].rec and, per
@@ -454,7 +575,7 @@ func (m *Mailbox) syncView(recs []UidlistRecord, recEntry []int32, files *syncFi
 	return msgs
 }
 
-// syncWriteUidlist persists new records: appended when that is all that
+// writeUidlist persists new records: appended when that is all that
 // changed, or a full rewrite when the file needs one, or when records of
 // vanished files make up a quarter of it (Dovecot's 75% compress rule). It
 // reports whether records were dropped.
@@ -462,8 +583,8 @@ func (m *Mailbox) syncView(recs []UidlistRecord, recEntry []int32, files *syncFi
 // Dropping a record whose file was only hidden by a racing rename would
 // give that file a second UID later, so a record is dropped only if its
 // file was missing from a clean listing now and from the previous sync.
-func (m *Mailbox) syncWriteUidlist(absentBases []string, added []UidlistRecord, clean bool) (bool, error) {
-	u := m.ul.u
+func (d *syncDisk) writeUidlist(absentBases []string, added []UidlistRecord, clean bool) (bool, error) {
+	u := d.ul.u
 	var absent map[string]bool
 	if len(absentBases) > 0 {
 		absent = make(map[string]bool, len(absentBases))
@@ -471,23 +592,23 @@ func (m *Mailbox) syncWriteUidlist(absentBases []string, added []UidlistRecord, 
 	droppable := 0
 	for _, base := range absentBases {
 		absent[base] = true
-		if clean && m.absentPrev[base] {
+		if clean && d.absentPrev[base] {
 			droppable++
 		}
 	}
-	prev := m.absentPrev
-	m.absentPrev = absent
+	prev := d.absentPrev
+	d.absentPrev = absent
 	if droppable >= 8 && droppable*4 >= len(u.Records) {
 		u.Records = slices.DeleteFunc(u.Records, func(r UidlistRecord) bool {
 			return absent[r.Base()] && prev[r.Base()]
 		})
-		return true, m.ul.rewrite()
+		return true, d.ul.rewrite()
 	}
-	if m.ul.needRewrite || m.ul.size == 0 {
-		return false, m.ul.rewrite()
+	if d.ul.needRewrite || d.ul.size == 0 {
+		return false, d.ul.rewrite()
 	}
 	if len(added) > 0 {
-		return false, m.ul.appendRecords(added)
+		return false, d.ul.appendRecords(added)
 	}
 	return false, nil
 }
@@ -495,19 +616,26 @@ func (m *Mailbox) syncWriteUidlist(absentBases []string, added []UidlistRecord, 
 // syncMessage builds a Message from its record and file; name is the file
 // name, a suffix of path.
 func syncMessage(r UidlistRecord, dir uint8, path, name string) Message {
-	n, _ := ParseName(name) // syncAddEntry let only valid names through
-	msg := Message{UID: r.UID, Name: n, Dir: syncDirNames[dir], Path: path, Size: -1, VSize: -1}
-	if v, ok := syncBaseField(n.Base, 'S'); ok {
-		msg.Size = v
+	n, _ := ParseName(name) // addEntry let only valid names through
+	size, vsize := syncSizes(r, n.Base)
+	return Message{UID: r.UID, Name: n, Dir: syncDirNames[dir], Path: path, Size: size, VSize: vsize}
+}
+
+// syncSizes are a message's size on disk and CRLF size from its base's
+// ,S= and ,W= or else its record's S and W fields; -1 if neither says.
+func syncSizes(r UidlistRecord, base string) (size, vsize int64) {
+	size, vsize = -1, -1
+	if v, ok := syncBaseField(base, 'S'); ok {
+		size = v
 	} else if v, ok := r.Field('S'); ok {
-		msg.Size = int64(uidlistAtoi(v))
+		size = int64(uidlistAtoi(v))
 	}
-	if v, ok := syncBaseField(n.Base, 'W'); ok {
-		msg.VSize = v
+	if v, ok := syncBaseField(base, 'W'); ok {
+		vsize = v
 	} else if v, ok := r.Field('W'); ok {
-		msg.VSize = int64(uidlistAtoi(v))
+		vsize = int64(uidlistAtoi(v))
 	}
-	return msg
+	return size, vsize
 }
 
 // syncBaseField is Name.Size and Name.VSize (",<key>=<digits>" in the

@@ -3,14 +3,22 @@ package maildir
 import (
 	"fmt"
 	"os"
+	"sync"
 	"syscall"
 	"unsafe"
 )
 
+// syncReadDirBufs are getdents64 buffers, reused: every sync reads two
+// directories, and every POP3 login syncs.
+var syncReadDirBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+
 // syncReadDir returns the names in dir, without stat. All names are
 // slices of one string: a directory of 10,000 messages costs a handful of
 // allocations, where os.File.Readdirnames makes one string per entry.
-func syncReadDir(dir string) ([]string, error) {
+// hint, if positive, bounds the bytes of names expected: a directory's
+// size never shrinks on ext4, so a cur/ that once held many more messages
+// would otherwise make every listing reserve room for all of them.
+func syncReadDir(dir string, hint int) ([]string, error) {
 	f, err := os.Open(dir)
 	if err != nil {
 		return nil, fmt.Errorf("maildir: %w", err)
@@ -20,14 +28,20 @@ func syncReadDir(dir string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("maildir: read %s: %w", dir, err)
 	}
-	buf := make([]byte, 64<<10)
+	bufp := syncReadDirBufs.Get().(*[]byte)
+	defer syncReadDirBufs.Put(bufp)
+	buf := *bufp
 	var blob []byte  // the names, back to back
 	var ends []int32 // where each name ends in blob
 	if fi, err := f.Stat(); err == nil && fi.Size() > 0 && fi.Size() < 64<<20 {
 		// On ext4 and xfs a directory's size is about the bytes of its
 		// entries: room for the names without regrowing the blob.
-		blob = make([]byte, 0, fi.Size())
-		ends = make([]int32, 0, fi.Size()/32)
+		size := int(fi.Size())
+		if hint > 0 {
+			size = min(size, hint)
+		}
+		blob = make([]byte, 0, size)
+		ends = make([]int32, 0, size/32)
 	}
 	for {
 		var n int
@@ -52,7 +66,12 @@ func syncReadDir(dir string) ([]string, error) {
 			return nil, fmt.Errorf("maildir: read %s: %w", dir, err)
 		}
 	}
-	all := string(blob)
+	if len(blob) == 0 {
+		return nil, nil
+	}
+	// blob is never written again: the names may share it as a string
+	// instead of copying it.
+	all := unsafe.String(&blob[0], len(blob))
 	names := make([]string, len(ends))
 	start := int32(0)
 	for i, end := range ends {

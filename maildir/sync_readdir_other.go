@@ -7,8 +7,9 @@ import (
 	"os"
 )
 
-// syncReadDir returns the names in dir, without stat.
-func syncReadDir(dir string) ([]string, error) {
+// syncReadDir returns the names in dir, without stat; hint is for the
+// Linux version.
+func syncReadDir(dir string, _ int) ([]string, error) {
 	f, err := os.Open(dir)
 	if err != nil {
 		return nil, fmt.Errorf("maildir: %w", err)

@@ -18,7 +18,6 @@ package maildir
 // then "<uid> <file name>") is read and rewritten as version 3.
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -270,36 +269,61 @@ func uidlistHasBase(name, base string) bool {
 const uidlistDupWindow = 64
 
 // Marshal returns the file content in version 3, as Dovecot writes it.
+// Every record is appended to one buffer sized up front: a 100,000-line
+// uidlist costs one allocation, not one or more per line.
 func (u *Uidlist) Marshal() []byte {
-	var b bytes.Buffer
-	b.WriteString(u.headerLine())
-	for _, r := range u.Records {
-		b.WriteString(uidlistRecordLine(r))
-	}
-	return b.Bytes()
-}
-
-// headerLine formats the header, ending in '\n'.
-func (u *Uidlist) headerLine() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d V%d N%d G%s", uidlistVersion, u.UIDValidity, u.NextUID, u.GUID)
+	n := 64
 	for _, f := range u.HeaderExtra {
-		b.WriteString(" " + f)
+		n += 1 + len(f)
 	}
-	b.WriteByte('\n')
-	return b.String()
+	for i := range u.Records {
+		n += uidlistRecordLen(&u.Records[i])
+	}
+	b := make([]byte, 0, n)
+	b = u.appendHeader(b)
+	for i := range u.Records {
+		b = appendUidlistRecord(b, &u.Records[i])
+	}
+	return b
 }
 
-// uidlistRecordLine formats one record, ending in '\n'. Like Dovecot it
-// writes only the base: the info part changes with every flag change.
-func uidlistRecordLine(r UidlistRecord) string {
-	var b strings.Builder
-	b.WriteString(strconv.FormatUint(uint64(r.UID), 10))
-	for _, f := range r.Fields {
-		b.WriteString(" " + f)
+// appendHeader appends the header line, ending in '\n'.
+func (u *Uidlist) appendHeader(b []byte) []byte {
+	b = strconv.AppendInt(b, uidlistVersion, 10)
+	b = append(b, " V"...)
+	b = strconv.AppendUint(b, uint64(u.UIDValidity), 10)
+	b = append(b, " N"...)
+	b = strconv.AppendUint(b, uint64(u.NextUID), 10)
+	b = append(b, " G"...)
+	b = append(b, u.GUID...)
+	for _, f := range u.HeaderExtra {
+		b = append(b, ' ')
+		b = append(b, f...)
 	}
-	b.WriteString(" :" + r.Base() + "\n")
-	return b.String()
+	return append(b, '\n')
+}
+
+// uidlistRecordLen bounds the length of r's line.
+func uidlistRecordLen(r *UidlistRecord) int {
+	n := 10 + 2 + len(r.Name) + 1
+	for _, f := range r.Fields {
+		n += 1 + len(f)
+	}
+	return n
+}
+
+// appendUidlistRecord appends one record line, ending in '\n'. Like
+// Dovecot it writes only the base: the info part changes with every flag
+// change.
+func appendUidlistRecord(b []byte, r *UidlistRecord) []byte {
+	b = strconv.AppendUint(b, uint64(r.UID), 10)
+	for _, f := range r.Fields {
+		b = append(b, ' ')
+		b = append(b, f...)
+	}
+	b = append(b, " :"...)
+	b = append(b, r.Base()...)
+	return append(b, '\n')
 }
 
 // newUidlistGUID returns a random mailbox GUID in hex.
@@ -488,9 +512,13 @@ func (f *uidlistFile) appendRecords(recs []UidlistRecord) error {
 	if f.needRewrite || f.offset != f.size {
 		return f.rewrite()
 	}
-	var b strings.Builder
-	for _, r := range recs {
-		b.WriteString(uidlistRecordLine(r))
+	n := 0
+	for i := range recs {
+		n += uidlistRecordLen(&recs[i])
+	}
+	b := make([]byte, 0, n)
+	for i := range recs {
+		b = appendUidlistRecord(b, &recs[i])
 	}
 	fh, err := os.OpenFile(f.path, os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
@@ -499,7 +527,7 @@ func (f *uidlistFile) appendRecords(recs []UidlistRecord) error {
 		}
 		return fmt.Errorf("maildir: %w", err)
 	}
-	_, err = fh.WriteString(b.String())
+	_, err = fh.Write(b)
 	if err == nil {
 		err = fh.Sync()
 	}

@@ -29,7 +29,8 @@
 //     flock(2) on <Maildir>/pop3.lock from login to the end; a second login
 //     gets "-ERR [IN-USE]" (RFC 2449 §8.1.2) and changes nothing.
 //   - The maildrop is a snapshot of INBOX (new/ and cur/) taken at login, in
-//     UID order. Sizes come from the file names' W= fields (or the uidlist);
+//     UID order, with maildir.Snapshot: the same sync and UID assignment as
+//     imapd's, or maildir's listing cache when nothing changed since. Sizes come from the file names' W= fields (or the uidlist);
 //     a message without one is read once at login to count its CRLF size.
 //   - DELE only marks. Only QUIT in the TRANSACTION state (the UPDATE state,
 //     RFC 1939 §6) expunges the marked messages and marks the messages

@@ -3,7 +3,6 @@ package pop3d
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -12,8 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -30,11 +27,11 @@ var errLocked = errors.New("maildrop locked by another session")
 // snapshot taken at login, the session's marks, and the lock.
 //
 // The snapshot is compact because it lives as long as the session and a
-// server holds many: per message 16 bytes plus the file name in one shared
-// blob. UIDLs are derived when asked (the base name, or Dovecot's format
-// from the UID), not stored. The maildir.Mailbox used to take the snapshot
-// is dropped after login and opened again only when a file moved under us
-// or at QUIT.
+// server holds many: per message about 20 bytes in a dropList (UID, CRLF
+// size and file name) and one byte of marks. UIDLs are derived when asked
+// (the base name, or Dovecot's format from the UID), not stored. The
+// snapshot comes from maildir.Snapshot; a maildir.Mailbox is opened only
+// when a file moved under us, or at QUIT.
 type maildrop struct {
 	root        string
 	uidlFormat  string
@@ -42,20 +39,13 @@ type maildrop struct {
 	mbox        *maildir.Mailbox // nil except after a lookup or update
 	lock        *os.File
 	log         *slog.Logger
-	msgs        []dropMessage    // message number n is msgs[n-1]
-	names       nameBlob         // the file names of msgs
-	bigSizes    map[uint32]int64 // sizes that do not fit dropMessage.size, by UID
+	list        dropList       // message number n is record n-1
+	msgs        []dropState    // per message, its marks (message number n is msgs[n-1])
+	moved       map[int]string // file names that changed since login, by index
+	buf         []byte         // for decoding records
 
 	count  int   // messages not marked deleted
 	octets int64 // their total size
-}
-
-// dropMessage is one message of the snapshot.
-type dropMessage struct {
-	uid   uint32
-	size  uint32 // CRLF size (W=); dropBigSize: in maildrop.bigSizes
-	name  uint32 // the file name's offset in maildrop.names
-	state dropState
 }
 
 // dropState holds a message's marks and where its file was last seen.
@@ -66,9 +56,6 @@ const (
 	dropRetrieved                       // RETR: mark \Seen at QUIT
 	dropInNew                           // the file is in new/, not cur/
 )
-
-// dropBigSize marks a size of 4 GiB or more, kept in bigSizes.
-const dropBigSize = ^uint32(0)
 
 // openMaildrop locks the Maildir at root and takes the snapshot. A missing
 // Maildir is created, as for a user who never received mail.
@@ -118,123 +105,119 @@ func (d *maildrop) release() error {
 	return err
 }
 
-// snapshot syncs INBOX and fixes the message list for the session.
+// snapshot syncs INBOX and fixes the message list for the session. It
+// uses maildir.Snapshot, not a Mailbox: the session keeps only its own
+// compact copy, built here as the messages stream by.
 func (d *maildrop) snapshot() error {
-	mbox, err := maildir.OpenMailbox(d.root)
+	err := maildir.Snapshot(d.root, (*dropBuilder)(d))
+	d.list.finish() // also on an error: the scratch buffer goes back
 	if err != nil {
 		return err
 	}
-	d.uidValidity = mbox.UIDValidity()
-	n := mbox.Len()
-	d.msgs = make([]dropMessage, 0, n)
-	d.names.data = make([]byte, 0, n*24)
-	var unsized []int // indices of messages without W= in name or uidlist
-	var paths []string
-	mbox.Range(func(m maildir.Message) bool {
-		name := filepath.Base(m.Path)
-		dm := dropMessage{uid: m.UID, name: d.names.add(name)}
-		if m.Dir == "new" {
-			dm.state |= dropInNew
-		}
-		d.msgs = append(d.msgs, dm)
-		if m.VSize < 0 {
-			unsized = append(unsized, len(d.msgs)-1)
-			paths = append(paths, m.Path)
-		} else {
-			d.setSize(len(d.msgs)-1, m.VSize)
-		}
-		return true
-	})
-	// mbox is not kept: its view of every message is several times the
-	// size of this snapshot.
-	d.names.compact()
-	if len(unsized) > 0 {
-		if err := d.sizeUnsized(unsized, paths); err != nil {
-			return err
-		}
-	}
-	for i := range d.msgs {
-		d.octets += d.size(i)
-	}
-	d.count = len(d.msgs)
+	d.msgs = slices.Clip(d.msgs)
+	d.count = d.list.len()
 	return nil
 }
 
-// sizeUnsized counts the CRLF size of messages whose names do not say it,
-// and drops from the snapshot those another program expunged since the
-// sync.
-func (d *maildrop) sizeUnsized(idx []int, paths []string) error {
-	gone := map[int]bool{}
-	for k, i := range idx {
-		size, err := crlfSize(paths[k])
+// dropBuilder fills a maildrop from a maildir.Snapshot.
+type dropBuilder maildrop
+
+// Begin sizes the snapshot for info.Count messages.
+func (b *dropBuilder) Begin(info maildir.SnapshotInfo) error {
+	b.uidValidity = info.UIDValidity
+	b.msgs = make([]dropState, 0, info.Count)
+	b.list.begin(info.Count)
+	return nil
+}
+
+// Message adds one message. One whose name and uidlist record do not say
+// its CRLF size is read to count it (maildir.Snapshot holds no lock
+// now); one expunged by another program since the sync is left out.
+func (b *dropBuilder) Message(m maildir.SnapshotMessage) error {
+	var state dropState
+	dir := "cur"
+	if m.InNew {
+		state, dir = dropInNew, "new"
+	}
+	size := m.VSize
+	if size < 0 {
+		var err error
+		size, err = crlfSize(filepath.Join(b.root, dir, m.Name))
 		if errors.Is(err, os.ErrNotExist) {
-			gone[i] = true
-			continue
+			return nil
 		}
 		if err != nil {
 			return err
 		}
-		d.log.Debug("size", "uid", d.msgs[i].uid, "vsize", size, "reason", "no W= in the name")
-		d.setSize(i, size)
+		b.log.Debug("size", "uid", m.UID, "vsize", size, "reason", "no W= in the name")
 	}
-	if len(gone) > 0 {
-		kept := d.msgs[:0]
-		for i, m := range d.msgs {
-			if !gone[i] {
-				kept = append(kept, m)
-			}
-		}
-		d.msgs = kept
-	}
+	b.list.add(m.UID, m.Name, size)
+	b.msgs = append(b.msgs, state)
+	b.octets += size
 	return nil
 }
 
-// setSize records message index i's CRLF size.
-func (d *maildrop) setSize(i int, size int64) {
-	if size >= int64(dropBigSize) {
-		if d.bigSizes == nil {
-			d.bigSizes = map[uint32]int64{}
-		}
-		d.bigSizes[d.msgs[i].uid] = size
-		d.msgs[i].size = dropBigSize
-		return
+// entry decodes message index i (its name valid until the next call).
+func (d *maildrop) entry(i int) dropEntry {
+	e := d.list.at(i, d.buf)
+	d.buf = e.name[:0]
+	if name, ok := d.moved[i]; ok {
+		e.name = []byte(name)
 	}
-	d.msgs[i].size = uint32(size)
+	return e
 }
+
+// uid is message index i's UID.
+func (d *maildrop) uid(i int) uint32 { return d.entry(i).uid }
 
 // size is message index i's CRLF size, what LIST and STAT count.
-func (d *maildrop) size(i int) int64 {
-	if s := d.msgs[i].size; s != dropBigSize {
-		return int64(s)
-	}
-	return d.bigSizes[d.msgs[i].uid]
-}
-
-// name is message index i's file name as last seen.
-func (d *maildrop) name(i int) string {
-	return string(d.names.appendName(nil, d.msgs[i].name))
-}
+func (d *maildrop) size(i int) int64 { return d.entry(i).size }
 
 // path is message index i's file as last seen.
 func (d *maildrop) path(i int) string {
+	return d.pathOf(i, d.entry(i).name)
+}
+
+// pathOf is the path of message index i's file called name.
+func (d *maildrop) pathOf(i int, name []byte) string {
 	dir := "cur"
-	if d.msgs[i].state&dropInNew != 0 {
+	if d.msgs[i]&dropInNew != 0 {
 		dir = "new"
 	}
-	return filepath.Join(d.root, dir, d.name(i))
+	return filepath.Join(d.root, dir, string(name))
 }
 
 // uidl is message index i's unique-id listing (RFC 1939 §7).
 func (d *maildrop) uidl(i int) string {
+	return d.uidlOf(d.entry(i))
+}
+
+// uidlOf is the unique-id listing of a decoded entry.
+func (d *maildrop) uidlOf(e dropEntry) string {
 	if d.uidlFormat == "dovecot" {
 		// Dovecot's pop3_uidl_format = %08Xu%08Xv.
-		return fmt.Sprintf("%08X%08X", d.msgs[i].uid, d.uidValidity)
+		return fmt.Sprintf("%08X%08X", e.uid, d.uidValidity)
 	}
-	name := d.names.appendName(nil, d.msgs[i].name)
+	name := e.name
 	if j := bytes.IndexByte(name, ':'); j >= 0 {
 		name = name[:j]
 	}
 	return uidlOfBase(string(name))
+}
+
+// each calls fn for every message not marked deleted, in order, decoding
+// the list once (LIST and UIDL without an argument).
+func (d *maildrop) each(fn func(i int, e dropEntry)) {
+	d.list.each(func(i int, e dropEntry) bool {
+		if d.msgs[i]&dropDeleted != 0 {
+			return true
+		}
+		if name, ok := d.moved[i]; ok {
+			e.name = []byte(name)
+		}
+		fn(i, e)
+		return true
+	})
 }
 
 // uidlOfBase is the default unique-id: the Maildir base name, unless RFC
@@ -268,7 +251,7 @@ func crlfSize(path string) (int64, error) {
 // message returns the index of message number n (1-based) if it exists
 // and is not marked deleted.
 func (d *maildrop) message(n int) (int, bool) {
-	if n < 1 || n > len(d.msgs) || d.msgs[n-1].state&dropDeleted != 0 {
+	if n < 1 || n > len(d.msgs) || d.msgs[n-1]&dropDeleted != 0 {
 		return 0, false
 	}
 	return n - 1, true
@@ -301,15 +284,18 @@ func (d *maildrop) open(i int) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &d.msgs[i]
-	cur, ok := mbox.Lookup(m.uid)
+	uid := d.uid(i)
+	cur, ok := mbox.Lookup(uid)
 	if !ok {
-		return nil, fmt.Errorf("uid %d: %w", m.uid, maildir.ErrExpunged)
+		return nil, fmt.Errorf("uid %d: %w", uid, maildir.ErrExpunged)
 	}
-	m.name = d.names.add(filepath.Base(cur.Path)) // the old one stays: the blob only grows
-	m.state &^= dropInNew
+	if d.moved == nil {
+		d.moved = map[int]string{}
+	}
+	d.moved[i] = filepath.Base(cur.Path)
+	d.msgs[i] &^= dropInNew
 	if cur.Dir == "new" {
-		m.state |= dropInNew
+		d.msgs[i] |= dropInNew
 	}
 	return os.Open(cur.Path)
 }
@@ -318,16 +304,24 @@ func (d *maildrop) open(i int) (*os.File, error) {
 // mark what was retrieved \Seen (moving it from new/ to cur/). It returns
 // how many messages were deleted.
 func (d *maildrop) update() (int, error) {
+	marked := false
+	for _, st := range d.msgs {
+		marked = marked || st&(dropDeleted|dropRetrieved) != 0
+	}
+	if !marked {
+		return 0, nil // a session that only looked: nothing to decode
+	}
 	var del []uint32
 	var seen []uint32
-	for _, m := range d.msgs {
+	d.list.each(func(i int, e dropEntry) bool {
 		switch {
-		case m.state&dropDeleted != 0:
-			del = append(del, m.uid)
-		case m.state&dropRetrieved != 0:
-			seen = append(seen, m.uid)
+		case d.msgs[i]&dropDeleted != 0:
+			del = append(del, e.uid)
+		case d.msgs[i]&dropRetrieved != 0:
+			seen = append(seen, e.uid)
 		}
-	}
+		return true
+	})
 	if len(del) == 0 && len(seen) == 0 {
 		return 0, nil
 	}
@@ -381,106 +375,4 @@ func diskBytes(mbox *maildir.Mailbox, uids []uint32) int64 {
 		}
 	}
 	return total
-}
-
-// nameBlob holds many Maildir file names in little space, for a snapshot
-// that lives as long as its session. A name is a sequence of tokens, each
-// a uvarint x:
-//
-//	x&1 == 1    a run of 1–18 decimal digits not starting with '0': x>>1
-//	x&3 == 0    text number x>>2 of texts; text 0 ends the name
-//	x&3 == 2    x>>2 bytes of text inline, which follow
-//
-// Text is what lies between the numbers: ".M", "P", ".<host>,S=", ",W=",
-// ":2,S" repeat in every name of a Maildir and are stored once in texts.
-// A 47-byte name in Dovecot's form takes about 21 bytes.
-type nameBlob struct {
-	data  []byte
-	texts []string          // texts[0] is "" and ends a name
-	index map[string]uint64 // texts -> number, while names are added
-}
-
-// nameTextsMax bounds the text table: names with random text (no repeats)
-// get it inline instead.
-const nameTextsMax = 1024
-
-// add appends name and returns its offset.
-func (b *nameBlob) add(name string) uint32 {
-	off := uint32(len(b.data))
-	for i := 0; i < len(name); {
-		j := i
-		if c := name[i]; c >= '1' && c <= '9' {
-			var v uint64
-			for j < len(name) && j-i < 18 && name[j] >= '0' && name[j] <= '9' {
-				v = v*10 + uint64(name[j]-'0')
-				j++
-			}
-			b.data = binary.AppendUvarint(b.data, v<<1|1)
-		} else {
-			for j < len(name) && (name[j] < '1' || name[j] > '9') {
-				j++
-			}
-			b.appendText(name[i:j])
-		}
-		i = j
-	}
-	b.data = append(b.data, 0)
-	return off
-}
-
-// appendText appends a token for the non-empty text t.
-func (b *nameBlob) appendText(t string) {
-	if b.index == nil {
-		if len(b.texts) == 0 {
-			b.texts = []string{""}
-		}
-		b.index = make(map[string]uint64, len(b.texts))
-		for k, s := range b.texts[1:] {
-			b.index[s] = uint64(k + 1)
-		}
-	}
-	k, ok := b.index[t]
-	if !ok && len(b.texts) < nameTextsMax {
-		k, ok = uint64(len(b.texts)), true
-		t = strings.Clone(t) // t may be a slice of a much larger string
-		b.texts = append(b.texts, t)
-		b.index[t] = k
-	}
-	if ok {
-		b.data = binary.AppendUvarint(b.data, k<<2)
-		return
-	}
-	b.data = binary.AppendUvarint(b.data, uint64(len(t))<<2|2)
-	b.data = append(b.data, t...)
-}
-
-// compact drops what only adding needs, and the slack of growing.
-func (b *nameBlob) compact() {
-	b.index = nil
-	if cap(b.data)-len(b.data) > len(b.data)/8 {
-		b.data = slices.Clone(b.data)
-	}
-}
-
-// appendName appends the name at off to dst.
-func (b *nameBlob) appendName(dst []byte, off uint32) []byte {
-	p := b.data[off:]
-	for {
-		x, n := binary.Uvarint(p)
-		if n <= 0 {
-			return dst // not reached for an offset add returned
-		}
-		p = p[n:]
-		switch {
-		case x&1 == 1:
-			dst = strconv.AppendUint(dst, x>>1, 10)
-		case x == 0:
-			return dst
-		case x&3 == 0:
-			dst = append(dst, b.texts[x>>2]...)
-		default:
-			dst = append(dst, p[:x>>2]...)
-			p = p[x>>2:]
-		}
-	}
 }

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"mailroom/internal/tlsconf"
@@ -86,7 +87,6 @@ type session struct {
 	authFailures int
 	errors       int
 	drop         *maildrop // the locked snapshot, from login on
-	fileBuf      *bufio.Reader
 }
 
 func newSession(s *Server, c net.Conn) *session {
@@ -102,7 +102,40 @@ func newSession(s *Server, c net.Conn) *session {
 func (ss *session) setWire(c net.Conn) {
 	ss.wire = c
 	ss.r = bufio.NewReaderSize(readerFunc(ss.read), 1024)
-	ss.w = bufio.NewWriterSize(c, 32*1024)
+	if ss.w != nil {
+		ss.w.Reset(c)
+	}
+}
+
+// writerPool holds the reply buffers of sessions: a session takes one when
+// a command arrives and gives it back once its replies are flushed and it
+// waits for the next, so the many sessions of a server that sit idle
+// between commands hold no 32 KB buffer each.
+var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32*1024) }}
+
+// out returns the session's reply writer, taking one from the pool if it
+// has none.
+func (ss *session) out() *bufio.Writer {
+	if ss.w == nil {
+		ss.w = writerPool.Get().(*bufio.Writer)
+		ss.w.Reset(ss.wire)
+	}
+	return ss.w
+}
+
+// releaseWriter flushes the replies and gives the writer back to the pool.
+// After a failed flush the writer is kept: the session is ending.
+func (ss *session) releaseWriter() error {
+	if ss.w == nil {
+		return nil
+	}
+	if err := ss.w.Flush(); err != nil {
+		return err
+	}
+	ss.w.Reset(nil)
+	writerPool.Put(ss.w)
+	ss.w = nil
+	return nil
 }
 
 // read is the session's only input: it refuses to block once the server
@@ -134,7 +167,7 @@ func (ss *session) readTimeout() time.Duration {
 
 func (ss *session) run(implicitTLS bool) {
 	start := time.Now()
-	ss.log.Info("connect", "remote", ss.remote.String(), "tls", implicitTLS)
+	ss.log.Info("connect", "client", ss.remote.String(), "tls", implicitTLS)
 	err := ss.serve(implicitTLS)
 	// The mailbox lock goes first, then the last reply: a client that
 	// reconnects as soon as it reads +OK to QUIT (fetchmail polling) must
@@ -146,7 +179,7 @@ func (ss *session) run(implicitTLS bool) {
 	}
 	// Whatever ended the session, the last reply goes out (best effort:
 	// the client may be gone).
-	_ = ss.w.Flush()
+	_ = ss.releaseWriter()
 	if cerr := ss.conn.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) && err == nil {
 		err = cerr
 	}
@@ -212,10 +245,11 @@ func (ss *session) flushIfIdle() error {
 	if ss.r.Buffered() > 0 {
 		return nil
 	}
-	return ss.w.Flush()
+	return ss.releaseWriter()
 }
 
 func (ss *session) dispatch(line string) error {
+	ss.out() // handlers may use ss.w directly
 	keyword, arg, _ := strings.Cut(line, " ")
 	keyword = strings.ToUpper(keyword)
 	cmd, ok := commands[keyword]
@@ -230,8 +264,9 @@ func (ss *session) dispatch(line string) error {
 
 // reply writes one response line.
 func (ss *session) reply(format string, args ...any) {
-	fmt.Fprintf(ss.w, format, args...)
-	ss.w.WriteString("\r\n")
+	w := ss.out()
+	fmt.Fprintf(w, format, args...)
+	w.WriteString("\r\n")
 }
 
 // fail answers -ERR text and counts the error; too many close the

@@ -1,6 +1,7 @@
 package pop3d
 
 import (
+	"bufio"
 	"errors"
 	"strconv"
 	"strings"
@@ -60,16 +61,13 @@ func (ss *session) cmdList(arg string) error {
 	}
 	ss.reply("+OK %d messages (%d octets)", ss.drop.count, ss.drop.octets)
 	var buf []byte
-	for i := range ss.drop.msgs {
-		if ss.drop.msgs[i].state&dropDeleted != 0 {
-			continue
-		}
+	ss.drop.each(func(i int, e dropEntry) {
 		buf = strconv.AppendInt(buf[:0], int64(i+1), 10)
 		buf = append(buf, ' ')
-		buf = strconv.AppendInt(buf, ss.drop.size(i), 10)
+		buf = strconv.AppendInt(buf, e.size, 10)
 		buf = append(buf, '\r', '\n')
-		ss.w.Write(buf)
-	}
+		ss.out().Write(buf)
+	})
 	ss.reply(".")
 	return nil
 }
@@ -86,16 +84,13 @@ func (ss *session) cmdUidl(arg string) error {
 	}
 	ss.reply("+OK unique-id listing follows")
 	var buf []byte
-	for i := range ss.drop.msgs {
-		if ss.drop.msgs[i].state&dropDeleted != 0 {
-			continue
-		}
+	ss.drop.each(func(i int, e dropEntry) {
 		buf = strconv.AppendInt(buf[:0], int64(i+1), 10)
 		buf = append(buf, ' ')
-		buf = append(buf, ss.drop.uidl(i)...)
+		buf = append(buf, ss.drop.uidlOf(e)...)
 		buf = append(buf, '\r', '\n')
-		ss.w.Write(buf)
-	}
+		ss.out().Write(buf)
+	})
 	ss.reply(".")
 	return nil
 }
@@ -106,7 +101,7 @@ func (ss *session) cmdDele(arg string) error {
 	if !ok {
 		return err
 	}
-	ss.drop.msgs[i].state |= dropDeleted
+	ss.drop.msgs[i] |= dropDeleted
 	ss.drop.count--
 	ss.drop.octets -= ss.drop.size(i)
 	ss.reply("+OK message %d deleted", n)
@@ -119,8 +114,8 @@ func (ss *session) cmdRset(arg string) error {
 		return ss.fail("RSET takes no argument")
 	}
 	for i := range ss.drop.msgs {
-		if m := &ss.drop.msgs[i]; m.state&dropDeleted != 0 {
-			m.state &^= dropDeleted
+		if m := &ss.drop.msgs[i]; *m&dropDeleted != 0 {
+			*m &^= dropDeleted
 			ss.drop.count++
 			ss.drop.octets += ss.drop.size(i)
 		}
@@ -137,7 +132,7 @@ func (ss *session) cmdRetr(arg string) error {
 	if err := ss.sendMessage(i, "+OK "+strconv.FormatInt(ss.drop.size(i), 10)+" octets", -1); err != nil {
 		return err
 	}
-	ss.drop.msgs[i].state |= dropRetrieved
+	ss.drop.msgs[i] |= dropRetrieved
 	return nil
 }
 
@@ -167,20 +162,22 @@ func (ss *session) sendMessage(i int, status string, bodyLines int) error {
 			ss.reply("-ERR message was removed by another program")
 			return nil
 		}
-		ss.log.Error("retr", "uid", ss.drop.msgs[i].uid, "err", err)
+		ss.log.Error("retr", "uid", ss.drop.uid(i), "err", err)
 		ss.reply("-ERR [SYS/TEMP] cannot read the message")
 		return nil
 	}
 	defer f.Close()
 	ss.reply("%s", status)
-	if ss.fileBuf == nil {
-		ss.fileBuf = newFileReader()
-	}
-	if err := copyMessage(ss.w, f, ss.fileBuf, bodyLines); err != nil {
-		ss.log.Error("retr", "uid", ss.drop.msgs[i].uid, "err", err)
+	// The file buffer is pooled like the reply writer: a session that
+	// read its mail and idles keeps neither.
+	buf := fileReaderPool.Get().(*bufio.Reader)
+	defer fileReaderPool.Put(buf)
+	err = copyMessage(ss.out(), f, buf, bodyLines)
+	buf.Reset(nil)
+	if err != nil {
+		ss.log.Error("retr", "uid", ss.drop.uid(i), "err", err)
 		return err
 	}
-	ss.fileBuf.Reset(nil)
 	ss.reply(".")
 	return nil
 }

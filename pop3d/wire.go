@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"time"
 )
 
@@ -185,3 +186,6 @@ func (m *messageWriter) chunk(c []byte) error {
 const fileBufSize = 32 * 1024
 
 func newFileReader() *bufio.Reader { return bufio.NewReaderSize(nil, fileBufSize) }
+
+// fileReaderPool holds file buffers between RETRs, shared by all sessions.
+var fileReaderPool = sync.Pool{New: func() any { return newFileReader() }}

@@ -78,7 +78,8 @@ func TestQueueIDLogged(t *testing.T) {
 func TestRelayOf(t *testing.T) {
 	cfg := config.Default()
 	cfg.Domains = []string{"example.test"}
-	q := &Queue{cfg: cfg}
+	q := &Queue{}
+	q.conf.Store(cfg)
 	tests := []struct {
 		rcpt string
 		a    rcptAttempt

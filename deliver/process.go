@@ -39,7 +39,7 @@ func (q *Queue) processMessage(ctx context.Context, id spool.ID) time.Time {
 	case err != nil:
 		// Corrupt or unreadable: leave it for the admin, look again later.
 		q.log.Error("queue", "msgid", id, "err", err)
-		return q.now().Add(q.cfg.Deliver.MaxBackoff)
+		return q.now().Add(q.cfg().Deliver.MaxBackoff)
 	}
 	defer f.Close()
 	if m.Finished() {
@@ -121,7 +121,7 @@ func inspectSpooled(data *io.SectionReader) (envelope, int64, error) {
 // recipients through the transport.
 func (q *Queue) attempt(ctx context.Context, m *spool.Message, data *io.SectionReader, env envelope, off int64, ierr error, due []int) []rcptAttempt {
 	tabs := q.tables.Load()
-	overQuota := q.cfg.Deliver.OverQuota
+	overQuota := q.cfg().Deliver.OverQuota
 	atts := make([]rcptAttempt, len(due))
 	var remote []int // indices into atts
 	for k, i := range due {
@@ -153,7 +153,7 @@ func (q *Queue) attempt(ctx context.Context, m *spool.Message, data *io.SectionR
 		}
 		a.out = delivered
 		if len(grp.targets) > 0 {
-			g := &guard{r: io.NewSectionReader(data, off, data.Size()-off), max: q.cfg.Deliver.MaxMessageSize}
+			g := &guard{r: io.NewSectionReader(data, off, data.Size()-off), max: q.cfg().Deliver.MaxMessageSize}
 			r := writeGroup(q.d, grp, g, g, overQuota)
 			a.out, a.err = r.final, r.err
 			a.mailbox = strings.Join(grp.mailbox, ",")

@@ -47,7 +47,9 @@ const sweepAge = 24 * time.Hour
 
 // Queue is the queue daemon over one spool.
 type Queue struct {
-	cfg    *config.Config
+	// conf is the configuration in force: ReloadConfig (SIGHUP) swaps it;
+	// a message in flight may see the new one from its next step on.
+	conf   atomic.Pointer[config.Config]
 	spool  *spool.Spool
 	log    *slog.Logger
 	remote RemoteTransport
@@ -74,7 +76,7 @@ func NewQueue(cfg *config.Config, opts QueueOptions) (*Queue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("deliver: %w", err)
 	}
-	q := &Queue{cfg: cfg, spool: sp, log: opts.Logger, remote: opts.Remote, opts: opts, now: opts.Now,
+	q := &Queue{spool: sp, log: opts.Logger, remote: opts.Remote, opts: opts, now: opts.Now,
 		uid: uint32(os.Getuid())}
 	if q.log == nil {
 		q.log = slog.New(slog.DiscardHandler)
@@ -83,6 +85,7 @@ func NewQueue(cfg *config.Config, opts QueueOptions) (*Queue, error) {
 		q.now = time.Now
 	}
 	q.d = &maildir.Deliverer{Host: cfg.Hostname, Confine: cfg.MailRoot, Now: q.now}
+	q.conf.Store(cfg)
 	q.tables.Store(tabs)
 	q.sched.init()
 	return q, nil
@@ -90,15 +93,18 @@ func NewQueue(cfg *config.Config, opts QueueOptions) (*Queue, error) {
 
 // Reload reads the accounts and aliases again, with the configuration
 // the queue was made with (see ReloadConfig).
-func (q *Queue) Reload() error { return q.ReloadConfig(q.cfg) }
+func (q *Queue) Reload() error { return q.ReloadConfig(q.cfg()) }
+
+// cfg is the configuration in force.
+func (q *Queue) cfg() *config.Config { return q.conf.Load() }
 
 // ReloadConfig reads the accounts and aliases cfg names again (SIGHUP) and
 // swaps them in, with cfg's routing (domains, recipient_delimiter, alias
-// targets allowed) and quotas, for the next message; a message in flight
-// finishes with the tables it started with. The rest of cfg is not
-// looked at: the queue's timers, workers and remote transport keep the
-// configuration NewQueue was given (cmd/deliver names those keys as
-// needing a restart). On error the old tables stay in use.
+// targets allowed), quotas, size limit, backoffs and lifetimes, for the
+// next step of every message. What the queue was built with stays: its
+// workers (queue_concurrency), its Maildir writer (hostname) and its
+// remote transport (cmd/deliver keeps those keys and names them as
+// needing a restart). On error nothing changes.
 func (q *Queue) ReloadConfig(cfg *config.Config) error {
 	tabs, err := loadTables(cfg)
 	if err != nil {
@@ -106,6 +112,7 @@ func (q *Queue) ReloadConfig(cfg *config.Config) error {
 		return fmt.Errorf("reload: %w", err)
 	}
 	q.tables.Store(tabs)
+	q.conf.Store(cfg)
 	q.log.Info("reload", "what", "tables", "users", len(tabs.users.Users()))
 	return nil
 }
@@ -136,7 +143,7 @@ func (q *Queue) Run(ctx context.Context) error {
 
 	workCtx, cancelWork := context.WithCancel(context.Background())
 	defer cancelWork()
-	n := max(int(q.cfg.Deliver.QueueConcurrency), 1)
+	n := max(int(q.cfg().Deliver.QueueConcurrency), 1)
 	var workers sync.WaitGroup
 	for range n {
 		workers.Add(1)
@@ -282,7 +289,7 @@ func (q *Queue) pickup(id spool.ID) time.Time {
 		// Picked up already (an event and a rescan raced).
 	default:
 		q.log.Error("pickup", "msgid", id, "err", err)
-		return q.now().Add(q.cfg.Deliver.MinBackoff)
+		return q.now().Add(q.cfg().Deliver.MinBackoff)
 	}
 	return time.Time{}
 }

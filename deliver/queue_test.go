@@ -612,12 +612,46 @@ func TestQueueLoopAndBadData(t *testing.T) {
 }
 
 func TestBackoff(t *testing.T) {
-	q := &Queue{cfg: newMDAEnv(t).cfg}
-	q.cfg.Deliver.MinBackoff, q.cfg.Deliver.MaxBackoff = time.Minute, 10*time.Minute
+	cfg := newMDAEnv(t).cfg
+	cfg.Deliver.MinBackoff, cfg.Deliver.MaxBackoff = time.Minute, 10*time.Minute
+	q := &Queue{}
+	q.conf.Store(cfg)
 	for attempts, want := range map[int]time.Duration{1: time.Minute, 2: 2 * time.Minute, 3: 4 * time.Minute, 4: 8 * time.Minute, 5: 10 * time.Minute, 40: 10 * time.Minute} {
 		if got := q.backoff(attempts); got != want {
 			t.Errorf("backoff(%d) = %v, want %v", attempts, got, want)
 		}
+	}
+}
+
+// TestReloadConfig: SIGHUP's configuration is in force for the next
+// step (the backoff here); one whose tables do not load changes nothing.
+func TestReloadConfig(t *testing.T) {
+	e := newMDAEnv(t)
+	e.cfg.SpoolDir = t.TempDir()
+	if err := spool.Setup(e.cfg.SpoolDir); err != nil {
+		t.Fatal(err)
+	}
+	e.cfg.Deliver.MinBackoff, e.cfg.Deliver.MaxBackoff = time.Minute, time.Hour
+	q, err := NewQueue(e.cfg, QueueOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := *e.cfg
+	next.Deliver.MinBackoff = 3 * time.Minute
+	if err := q.ReloadConfig(&next); err != nil {
+		t.Fatal(err)
+	}
+	if got := q.backoff(1); got != 3*time.Minute {
+		t.Errorf("after a reload: backoff(1) = %v, want the new 3m", got)
+	}
+	bad := next
+	bad.Deliver.MinBackoff = time.Second
+	bad.PasswdFile = filepath.Join(t.TempDir(), "missing")
+	if err := q.ReloadConfig(&bad); err == nil {
+		t.Fatal("a configuration whose passwd file is missing was taken")
+	}
+	if got := q.backoff(1); got != 3*time.Minute {
+		t.Errorf("after a refused reload: backoff(1) = %v, want the old 3m", got)
 	}
 }
 

@@ -61,7 +61,7 @@ func (q *Queue) advance(m *spool.Message, st *spool.RcptState, a rcptAttempt, no
 	st.Attempts++
 	st.Last, st.Next = now, time.Time{}
 	arrived := m.Envelope.Arrived
-	lifetime := q.cfg.Deliver.QueueLifetime
+	lifetime := q.cfg().Deliver.QueueLifetime
 	x := dsnRecipient{rcpt: m.Envelope.Recipients[a.idx], status: a.out.status, diag: a.diag, remoteMTA: hostOf(a.relay), last: now}
 	switch {
 	case !a.out.failed():
@@ -84,7 +84,7 @@ func (q *Queue) advance(m *spool.Message, st *spool.RcptState, a rcptAttempt, no
 			// The last try falls at expiry, not a backoff beyond it.
 			st.Next = arrived.Add(lifetime)
 		}
-		warn := q.cfg.Deliver.DelayWarning
+		warn := q.cfg().Deliver.DelayWarning
 		if warn <= 0 || !st.Warned.IsZero() || now.Sub(arrived) < warn {
 			return report
 		}
@@ -135,7 +135,7 @@ func wantsDSN(env spool.Envelope, idx int, action string) bool {
 // backoff is the wait after the attempts-th failure: min_backoff doubling
 // up to max_backoff.
 func (q *Queue) backoff(attempts int) time.Duration {
-	d, limit := q.cfg.Deliver.MinBackoff, q.cfg.Deliver.MaxBackoff
+	d, limit := q.cfg().Deliver.MinBackoff, q.cfg().Deliver.MaxBackoff
 	if d <= 0 {
 		d = time.Second
 	}
@@ -160,7 +160,7 @@ func hostOf(relay string) string {
 
 // sendDSN commits one report about m to its sender, from the null sender.
 func (q *Queue) sendDSN(m *spool.Message, data *io.SectionReader, eol string, rcpts []dsnRecipient, now time.Time) error {
-	r := &dsnReport{hostname: q.cfg.Hostname, id: m.ID, env: &m.Envelope, rcpts: rcpts, data: data, eol: eol, now: now}
+	r := &dsnReport{hostname: q.cfg().Hostname, id: m.ID, env: &m.Envelope, rcpts: rcpts, data: data, eol: eol, now: now}
 	body := spool.Body7Bit
 	if m.Envelope.Body != spool.Body7Bit || !isASCII(m.Envelope.Sender) {
 		body = spool.Body8BitMIME
@@ -244,7 +244,7 @@ func (q *Queue) relayOf(rcpt string, a rcptAttempt) string {
 		return a.relay
 	}
 	domain := rcpt[strings.LastIndexByte(rcpt, '@')+1:]
-	if a.mailbox != "" || q.cfg.IsLocalDomain(strings.TrimSuffix(domain, ".")) {
+	if a.mailbox != "" || q.cfg().IsLocalDomain(strings.TrimSuffix(domain, ".")) {
 		return "local"
 	}
 	return "none"

@@ -185,17 +185,11 @@ func runQueue(cfg *config.Config, path string, stderr io.Writer) int {
 }
 
 // queueFixed are the keys deliver --queue reads only at start: the
-// common ones, and those its timers, workers, writer and remote
-// transport were built with.
+// common ones, and those its workers, Maildir writer and remote transport
+// were built with.
 var queueFixed = append(append([]daemon.Fixed(nil), daemon.CommonFixed...),
 	daemon.Fixed{Key: "hostname", Field: func(c *config.Config) any { return &c.Hostname }},
-	daemon.Fixed{Key: "[deliver] max_message_size", Field: func(c *config.Config) any { return &c.Deliver.MaxMessageSize }},
-	daemon.Fixed{Key: "[deliver] over_quota", Field: func(c *config.Config) any { return &c.Deliver.OverQuota }},
 	daemon.Fixed{Key: "[deliver] queue_concurrency", Field: func(c *config.Config) any { return &c.Deliver.QueueConcurrency }},
-	daemon.Fixed{Key: "[deliver] min_backoff", Field: func(c *config.Config) any { return &c.Deliver.MinBackoff }},
-	daemon.Fixed{Key: "[deliver] max_backoff", Field: func(c *config.Config) any { return &c.Deliver.MaxBackoff }},
-	daemon.Fixed{Key: "[deliver] queue_lifetime", Field: func(c *config.Config) any { return &c.Deliver.QueueLifetime }},
-	daemon.Fixed{Key: "[deliver] delay_warning", Field: func(c *config.Config) any { return &c.Deliver.DelayWarning }},
 	daemon.Fixed{Key: "[deliver] relay_host", Field: func(c *config.Config) any { return &c.Deliver.RelayHost }},
 	daemon.Fixed{Key: "[deliver] relay_user", Field: func(c *config.Config) any { return &c.Deliver.RelayUser }},
 	daemon.Fixed{Key: "[deliver] relay_password_file", Field: func(c *config.Config) any { return &c.Deliver.RelayPasswordFile }},

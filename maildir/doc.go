@@ -21,8 +21,23 @@
 //     (version 3) and dovecot-keywords files, written under
 //     dovecot-uidlist.lock exactly as Dovecot writes them, so a Maildir moves
 //     between Dovecot and mailroom with UIDs, flags and keywords intact.
+//   - mailroom-listing at the root caches the last Snapshot's result (UIDs,
+//     file names, new/ and cur/'s inode and times, the uidlist's size and
+//     CRC-32C), written under dovecot-uidlist.lock and renamed into place.
+//     It is only a cache: used only while both directories are exactly as
+//     recorded and were stated over a second after their last change, and
+//     the uidlist's content is unchanged; a torn, stale or missing one makes
+//     a Snapshot list the directories. Dovecot ignores it; deleting it is
+//     always safe.
 //   - Quotas are Maildir++ maildirsize files at the root: a definition line
 //     "<bytes>S,<count>C", then "<bytes> <count>" change lines appended in
 //     one write each; rebuilt from the messages when stale.
 //   - The mtime of a message file is its INTERNALDATE and is never changed.
+//
+// Change notification: a Watcher (Watch, WatchFunc) signals changes any
+// process makes to new/, cur/, dovecot-uidlist or dovecot-keywords within
+// a second. All Watchers of a process share one inotify instance and one
+// reading goroutine, and those of one Maildir share its watches; when no
+// instance can be had (fs.inotify.max_user_instances is per user), a
+// Watcher polls the times of those four every second instead.
 package maildir

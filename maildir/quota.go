@@ -179,12 +179,24 @@ func quotaRead(root string) (u quotaUsage, info fs.FileInfo, exists bool, parseE
 // quotaCheck reports ErrQuota if a message of size bytes would take root
 // over q, rebuilding maildirsize when the Maildir++ rules ask for it.
 func quotaCheck(root string, q Quota, size int64) error {
+	return CheckQuota(root, q, size, 1)
+}
+
+// CheckQuota reports ErrQuota if count more messages of size bytes in all
+// would take root over q, rebuilding maildirsize when the Maildir++ rules
+// ask for it (so a stale file never refuses what fits). An unlimited q
+// is never exceeded and reads nothing. IMAP APPEND, MULTIAPPEND and COPY
+// check a whole command at once with it.
+func CheckQuota(root string, q Quota, size, count int64) error {
+	if q.Unlimited() {
+		return nil
+	}
 	u, info, exists, parseErr, err := quotaRead(root)
 	if err != nil {
 		return err
 	}
 	rebuild := !exists || parseErr != nil || info.Size() >= quotaMaxFileSize || u.def != q
-	if !rebuild && q.exceeded(u.bytes, u.count, size, 1) {
+	if !rebuild && q.exceeded(u.bytes, u.count, size, count) {
 		// Courier: the verdict may rest on stale deltas; count again
 		// before refusing mail.
 		rebuild = u.changes > 1 || time.Since(info.ModTime()) >= quotaStaleAge
@@ -194,7 +206,7 @@ func quotaCheck(root string, q Quota, size int64) error {
 			return err
 		}
 	}
-	if q.exceeded(u.bytes, u.count, size, 1) {
+	if q.exceeded(u.bytes, u.count, size, count) {
 		return fmt.Errorf("%w: %d bytes in %d messages, limit %s", ErrQuota, u.bytes, u.count, q)
 	}
 	return nil
@@ -368,4 +380,56 @@ func AddQuotaUsage(root string, bytes, count int64) error {
 		return fmt.Errorf("maildir: quota: %w", err)
 	}
 	return nil
+}
+
+// ReadQuotaDefinition returns the limits of root's maildirsize definition
+// line; ok is false when there is no file (nothing is tracked). A file
+// whose first line does not parse is an error.
+func ReadQuotaDefinition(root string) (q Quota, ok bool, err error) {
+	q, err = quotaReadDef(root)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return Quota{}, false, nil
+	case err != nil:
+		return Quota{}, true, fmt.Errorf("maildir: quota: %w", err)
+	}
+	return q, true, nil
+}
+
+// QuotaSize returns what msg counts for in maildirsize: the ,S= size of
+// its name (what a rebuild counts), else the size of its file. A file
+// already gone counts 0 and ok is false.
+func QuotaSize(msg Message) (size int64, ok bool) {
+	if s, ok := msg.Name.Size(); ok {
+		return s, true
+	}
+	if msg.Size >= 0 {
+		return msg.Size, true
+	}
+	fi, err := os.Stat(msg.Path)
+	if err != nil {
+		return 0, false
+	}
+	return fi.Size(), true
+}
+
+// QuotaCounted reports whether messages in the Maildir at path count
+// against its owner's quota: every folder but .Trash (Maildir++).
+func QuotaCounted(path string) bool {
+	return filepath.Base(filepath.Clean(path)) != quotaTrashDir
+}
+
+// QuotaRoot returns the Maildir++ root (where maildirsize lives) of the
+// Maildir at path: its parent for a folder (".Name" directly inside a
+// Maildir), else the path itself. The parent must itself be a Maildir, so
+// a root that happens to be called ".mail" is still its own root.
+func QuotaRoot(path string) string {
+	path = filepath.Clean(path)
+	if strings.HasPrefix(filepath.Base(path), ".") {
+		parent := filepath.Dir(path)
+		if fi, err := os.Stat(filepath.Join(parent, "cur")); err == nil && fi.IsDir() {
+			return parent
+		}
+	}
+	return path
 }

@@ -3,135 +3,134 @@ package maildir
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strings"
 	"sync"
-	"unsafe"
-
-	"golang.org/x/sys/unix"
 )
 
 // Watcher signals changes to a Maildir: files arriving in, leaving or being
 // renamed within new/ and cur/, and dovecot-uidlist or dovecot-keywords
 // being replaced or appended to. It only says "something changed"; the
 // receiver calls Mailbox.Sync to learn what. IMAP IDLE (RFC 2177) is its
-// intended user.
+// intended user, so a change by any process (deliver, pop3d, another
+// imapd) is signalled within a second.
+//
+// Every Watcher of a process shares one inotify instance and one goroutine
+// that reads it and dispatches its events: the kernel bounds instances per
+// user (fs.inotify.max_user_instances, 128 by default), not watches, so a
+// server with a thousand idling sessions needs one instance, not a
+// thousand. Watchers of the same Maildir share its watch descriptors,
+// which are removed when the last of them stops; the instance is closed
+// when no Watcher is left. A lost-events overflow (IN_Q_OVERFLOW) wakes
+// every Watcher. When no inotify instance can be had (the limit is
+// reached by other processes of the user, or watches are exhausted), the
+// Watcher polls the modification times of new/, cur/ and the metadata
+// files every second instead of failing: one goroutine polls for all such
+// Watchers.
 type Watcher struct {
 	// C receives a value after changes. Bursts are coalesced: at most one
-	// signal is pending. C is closed when the watcher stops.
+	// signal is pending. C is closed when the watcher stops. It is nil for
+	// a Watcher made by WatchFunc.
 	C <-chan struct{}
 
-	c    chan struct{}
-	file *os.File // the inotify fd, non-blocking, so Close interrupts Read
-	done chan struct{}
-	// rootWd is the watch on the Maildir itself, whose events matter
-	// only for the metadata files.
-	rootWd int32
-	once   sync.Once
-	err    error
+	path   string
+	c      chan struct{}
+	notify func()
+
+	// mu orders signals against Close: no signal is sent or notify
+	// called once Close has begun.
+	mu     sync.Mutex
+	closed bool
+
+	// Under the notifier's lock: the watch descriptors (root, new/,
+	// cur/) while on inotify, or the poll state while polling.
+	wds     [3]int32
+	polling bool
+	snap    pollSnapshot
 }
 
-// watchDirMask are the events on new/ and cur/ that mean a message came,
-// went or was renamed.
-const watchDirMask = unix.IN_CREATE | unix.IN_DELETE | unix.IN_MOVED_FROM | unix.IN_MOVED_TO |
-	unix.IN_DELETE_SELF | unix.IN_MOVE_SELF
+// watchRoot, watchNew and watchCur index Watcher.wds.
+const (
+	watchRoot = iota
+	watchNew
+	watchCur
+)
 
-// watchRootMask are the events on the Maildir itself that can concern the
-// metadata files (both are replaced by rename; the uidlist is also
-// appended to).
-const watchRootMask = unix.IN_MOVED_TO | unix.IN_CLOSE_WRITE | unix.IN_DELETE
-
-// Watch starts watching the Maildir at path.
+// Watch starts watching the Maildir at path; changes are signalled on C.
 func Watch(path string) (*Watcher, error) {
-	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
-	if err != nil {
-		return nil, fmt.Errorf("maildir: inotify: %w", err)
-	}
-	watches := []struct {
-		path string
-		mask uint32
-	}{
-		{filepath.Join(path, "new"), watchDirMask},
-		{filepath.Join(path, "cur"), watchDirMask},
-		{path, watchRootMask},
-	}
-	var rootWd int32
-	for _, w := range watches {
-		wd, err := unix.InotifyAddWatch(fd, w.path, w.mask|unix.IN_ONLYDIR)
-		if err != nil {
-			unix.Close(fd)
-			return nil, fmt.Errorf("maildir: watch %s: %w", w.path, err)
-		}
-		if w.path == path {
-			rootWd = int32(wd)
-		}
-	}
 	c := make(chan struct{}, 1)
-	w := &Watcher{C: c, c: c, file: os.NewFile(uintptr(fd), "inotify"), done: make(chan struct{}), rootWd: rootWd}
-	go w.loop()
+	w := &Watcher{C: c, path: path, c: c}
+	w.notify = func() {
+		select {
+		case c <- struct{}{}:
+		default: // a signal is already pending
+		}
+	}
+	if err := watchers.add(w); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// WatchFunc starts watching the Maildir at path; notify is called after
+// changes, from the goroutine shared by all Watchers, so it must return
+// quickly and must not call the Watcher's Close. It is not called once
+// Close has returned. Several changes may give one call.
+func WatchFunc(path string, notify func()) (*Watcher, error) {
+	if notify == nil {
+		return nil, errors.New("maildir: WatchFunc: nil notify")
+	}
+	w := &Watcher{path: path, notify: notify}
+	if err := watchers.add(w); err != nil {
+		return nil, err
+	}
 	return w, nil
 }
 
 // Watch starts a Watcher on the mailbox's Maildir.
 func (m *Mailbox) Watch() (*Watcher, error) { return Watch(m.path) }
 
-// loop reads events until the file is closed.
-func (w *Watcher) loop() {
-	defer close(w.done)
-	defer close(w.c)
-	buf := make([]byte, 64*(unix.SizeofInotifyEvent+unix.NAME_MAX+1))
-	for {
-		n, err := w.file.Read(buf)
-		if err != nil {
-			if !errors.Is(err, os.ErrClosed) {
-				w.err = fmt.Errorf("maildir: watch: %w", err)
-			}
-			return
-		}
-		if w.relevant(buf[:n]) {
-			select {
-			case w.c <- struct{}{}:
-			default: // a signal is already pending
-			}
-		}
+// WatchFunc starts a Watcher on the mailbox's Maildir that calls notify
+// (see the package function WatchFunc).
+func (m *Mailbox) WatchFunc(notify func()) (*Watcher, error) { return WatchFunc(m.path, notify) }
+
+// Polling reports whether the Watcher polls the Maildir because inotify
+// could not be had when it started.
+func (w *Watcher) Polling() bool {
+	watchers.mu.Lock()
+	defer watchers.mu.Unlock()
+	return w.polling
+}
+
+// signal tells the Watcher's owner that something changed, unless the
+// Watcher is stopping.
+func (w *Watcher) signal() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.closed {
+		w.notify()
 	}
 }
 
-// relevant reports whether a batch of events concerns messages or the
-// metadata files. Events on the root for other names (Dovecot's index
-// files, our own temporary files) are ignored.
-func (w *Watcher) relevant(buf []byte) bool {
-	for off := 0; off+unix.SizeofInotifyEvent <= len(buf); {
-		ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
-		nameStart := off + unix.SizeofInotifyEvent
-		nameEnd := nameStart + int(ev.Len)
-		if nameEnd > len(buf) || ev.Mask&unix.IN_Q_OVERFLOW != 0 {
-			return true // lost events: assume a change
-		}
-		if ev.Wd != w.rootWd {
-			return true // new/ or cur/
-		}
-		name := strings.TrimRight(string(buf[nameStart:nameEnd]), "\x00")
-		if name == UidlistName || name == KeywordsName {
-			return true
-		}
-		off = nameEnd
-	}
-	return false
-}
-
-// Close stops the watcher; C is closed once the reader has exited. It
-// returns any error the reader met.
+// Close stops the watcher; once it returns no more signals come, and C is
+// closed.
 func (w *Watcher) Close() error {
-	var cerr error
-	w.once.Do(func() { cerr = w.file.Close() })
-	<-w.done
-	if w.err != nil {
-		return w.err
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return nil
 	}
-	if cerr != nil {
-		return fmt.Errorf("maildir: watch close: %w", cerr)
+	w.closed = true
+	if w.c != nil {
+		close(w.c)
+	}
+	w.mu.Unlock()
+	if err := watchers.remove(w); err != nil {
+		return fmt.Errorf("maildir: watch close: %w", err)
 	}
 	return nil
+}
+
+// watchPaths are the directories a Watcher looks at, in wds order.
+func (w *Watcher) watchPaths() [3]string {
+	return [3]string{w.path, filepath.Join(w.path, "new"), filepath.Join(w.path, "cur")}
 }

@@ -26,8 +26,9 @@ func (ss *session) capabilities() string {
 		return strings.Join(caps, " ")
 	}
 	caps = append(caps, "NAMESPACE", "UIDPLUS", "MOVE", "UNSELECT", "CHILDREN",
-		"LIST-EXTENDED", "LIST-STATUS", "SPECIAL-USE", "ESEARCH", "STATUS=SIZE",
+		"LIST-EXTENDED", "LIST-STATUS", "SPECIAL-USE", "ESEARCH", "SEARCHRES", "STATUS=SIZE",
 		"UTF8=ACCEPT", "APPENDLIMIT="+strconv.FormatInt(ss.srv.appendLimit(), 10))
+	caps = append(caps, ss.extCapabilities()...) // QUOTA, MULTIAPPEND, COMPRESS (imapd/quota.go)
 	return strings.Join(caps, " ")
 }
 

@@ -56,6 +56,11 @@ func init() {
 		"STORE":        {states: stateSelected, uid: true, handler: (*session).cmdStore},
 		"COPY":         {states: stateSelected, uid: true, expungeOK: true, handler: (*session).cmdCopy},
 		"MOVE":         {states: stateSelected, uid: true, expungeOK: true, handler: (*session).cmdCopy},
+		// IMAPEXT: COMPRESS (RFC 4978), QUOTA (RFC 9208).
+		"COMPRESS":     {states: authState, handler: (*session).cmdCompress},
+		"GETQUOTAROOT": {states: authState, expungeOK: true, handler: (*session).cmdGetQuotaRoot},
+		"GETQUOTA":     {states: authState, expungeOK: true, handler: (*session).cmdGetQuota},
+		"SETQUOTA":     {states: authState, expungeOK: true, handler: (*session).cmdSetQuota},
 	}
 }
 
@@ -94,7 +99,11 @@ func (ss *session) dispatch(c *wire.Command) error {
 	case cmd.states&ss.state == 0:
 		err = bad("%s not allowed now", c.Name)
 	default:
-		err = cmd.handler(ss, c)
+		// RFC 5182: "$" in a sequence set is resolved first.
+		var done bool
+		if done, err = ss.resolveSavedArg(c); !done && err == nil {
+			err = cmd.handler(ss, c)
+		}
 	}
 	if errors.Is(err, errClose) {
 		return err
@@ -130,5 +139,14 @@ func (ss *session) dispatch(c *wire.Command) error {
 		ss.bad = 0
 	}
 	ss.w.Status(c.Tag, se.status, se.code, se.text)
+	if c.Message != nil {
+		// IMAPEXT: an APPEND answered before its message was read. What
+		// is buffered is the rest of this command, which the Reader
+		// skips, so flushIfIdle would hold the answer back while the
+		// client waits for it: send it now.
+		if err := ss.w.Flush(); err != nil {
+			return fmt.Errorf("%w: %w", errClose, err)
+		}
+	}
 	return nil
 }

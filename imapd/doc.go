@@ -11,7 +11,13 @@
 //     SASL-IR ENABLE ID IDLE, before login STARTTLS (on "imap" until TLS)
 //     and AUTH=PLAIN or LOGINDISABLED, after login NAMESPACE UIDPLUS MOVE
 //     UNSELECT CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH
-//     STATUS=SIZE UTF8=ACCEPT APPENDLIMIT=<n>.
+//     SEARCHRES STATUS=SIZE UTF8=ACCEPT APPENDLIMIT=<n>, and QUOTA
+//     QUOTA=RES-STORAGE QUOTA=RES-MESSAGE (RFC 9208: one root "" per user
+//     from Maildir++ maildirsize, STORAGE in KiB rounded up as Dovecot
+//     does; SETQUOTA refused), MULTIAPPEND (RFC 3502: all messages or
+//     none; at most 1000 and 4×APPENDLIMIT octets per command) and
+//     COMPRESS=DEFLATE (RFC 4978: raw DEFLATE both ways, sync-flushed at
+//     every write; no longer listed once active).
 //   - Unknown or malformed commands get BAD and the session goes on;
 //     Server.MaxBad BAD responses in a row end it with BYE. Before login a
 //     session may be idle Server.LoginTimeout, after it Server.IdleTimeout
@@ -48,21 +54,48 @@
 // EXPUNGE in answer to FETCH, STORE or SEARCH (their UID forms excepted).
 // Changes by other processes (deliver, pop3d, another imapd) are found
 // by a sync at every command, and during IDLE through the engine's
-// inotify Watcher, within a second.
+// Watcher, within a second: one inotify instance for the whole process
+// (fs.inotify.max_user_instances is per user, 128 by default), or polling
+// every second when no instance can be had. An idling session holds no
+// write buffer and no goroutine of its mailbox; see idle.go.
 //
 // Structure cache: FETCH needs a message.Structure per message (ENVELOPE,
 // BODYSTRUCTURE, section offsets). It is kept in <maildir>/mailroom-cache,
 // an append-only file of big-endian records:
 //
-//	header: "MRC1" uidvalidity:u32
+//	header: "MRC2" uidvalidity:u32
 //	record: uid:u32 size:i64 mtime:i64 len:u32 data[len] crc32c:u32
 //
-// data is message.Structure.MarshalBinary; size and mtime (nanoseconds)
-// are those of the message file; the CRC-32C covers the record's bytes
-// before it. Records are appended under flock(2), one write each, and
-// fsync'd at the end of the command that added them; a later record for a
-// UID replaces an earlier one. A file of another UIDVALIDITY is started
-// over; reading stops at the first damaged record and the file is cut
-// there. The cache is never the only copy of anything: a missing or
-// damaged record only means the message is parsed again.
+// data is message.Structure.MarshalBinary (record version 2): either a
+// whole Structure or a header-only one (message.ParseHeader: ENVELOPE,
+// the header's span, RFC822.SIZE from the W= of the file name), and with
+// either the message's raw header block when it is at most
+// message.MaxHeaderBlock (8 KiB), from which BODY[HEADER],
+// BODY[HEADER.FIELDS (...)] and .NOT are served without opening the
+// file. ENVELOPE, INTERNALDATE and the header sections add a header-only
+// record; BODYSTRUCTURE, a part or the body adds a whole one, which
+// replaces it. size and mtime (nanoseconds) are those of the message
+// file; the CRC-32C covers the record's bytes before it. A view reads the
+// file into memory once, when it first needs it; the records a command
+// adds are appended under flock(2) in one write and fsync'd at the end
+// of the command; a later record for a UID replaces an earlier one. A
+// file of another UIDVALIDITY or magic ("MRC1") is started over; reading
+// stops at the first damaged record and the file is cut there. The cache
+// is never the only copy of anything: a missing or damaged record only
+// means the message is parsed again.
+//
+// Text index: SEARCH BODY and TEXT are answered through
+// <maildir>/mailroom-textindex (package imapd/textindex): the words of
+// each message, per field, with their UIDs; a query's words name the
+// candidates and each candidate is then matched against its decoded text,
+// so the answer is exactly that of a scan. The first SEARCH with BODY or
+// TEXT in a mailbox indexes every message; each later one indexes only
+// the messages the index lacks. A damaged or foreign file is rebuilt, and
+// the index is never the only copy of anything.
+//
+// SEARCHRES (RFC 5182): SEARCH RETURN (SAVE) keeps its result, as UIDs,
+// for "$" in FETCH, STORE, COPY, MOVE, UID EXPUNGE and SEARCH; expunged
+// messages leave it, SELECT and EXAMINE empty it, a failed SEARCH with
+// SAVE empties it, and an empty "$" makes those commands complete with
+// OK and nothing done.
 package imapd

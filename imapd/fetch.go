@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"mailroom/imapd/message"
@@ -90,10 +93,24 @@ func marksSeen(attrs []wire.FetchAttr) bool {
 type fetchedMsg struct {
 	ss    *session
 	uid   uint32
-	info  maildir.Message
+	info  maildir.Message // looked up on first need when Path is ""
 	st    *message.Structure
 	mtime int64
 	file  *os.File
+}
+
+// loadInfo looks the message up in the engine's view, unless it was.
+// FETCH FLAGS never needs it.
+func (fm *fetchedMsg) loadInfo() error {
+	if fm.info.Path != "" {
+		return nil
+	}
+	info, ok := fm.ss.sel.view.mbox.Lookup(fm.uid)
+	if !ok {
+		return errExpunged
+	}
+	fm.info = info
+	return nil
 }
 
 func (fm *fetchedMsg) close() {
@@ -103,10 +120,28 @@ func (fm *fetchedMsg) close() {
 }
 
 // open opens the message file, resyncing once if another process renamed
-// it (a flag change elsewhere moves the file).
+// it (a flag change elsewhere moves the file). A header-only Structure
+// loaded before is completed on the way: whoever needs the file needs
+// more than the header (the body's text for SEARCH, its parts), and
+// may walk Structure.Root.
 func (fm *fetchedMsg) open() (*os.File, error) {
+	f, err := fm.openFile()
+	if err != nil || fm.st == nil || !fm.st.HeaderOnly() {
+		return f, err
+	}
+	if _, err := fm.complete(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// openFile is open without completing the Structure.
+func (fm *fetchedMsg) openFile() (*os.File, error) {
 	if fm.file != nil {
 		return fm.file, nil
+	}
+	if err := fm.loadInfo(); err != nil {
+		return nil, err
 	}
 	f, err := os.Open(fm.info.Path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -129,31 +164,158 @@ func (fm *fetchedMsg) open() (*os.File, error) {
 
 var errExpunged = no("EXPUNGEISSUED", "some messages were expunged")
 
-// structure returns the message's Structure and mtime.
+// structure returns the message's Structure and mtime: at least its
+// header. The Structure may be header-only (message.ParseHeader: ENVELOPE,
+// the header sections, sizes and INTERNALDATE, read from the header
+// alone); its Open completes it when a section needs the body. Callers
+// that need the MIME tree (BODYSTRUCTURE, Part, BINARY) use complete.
 func (fm *fetchedMsg) structure() (*message.Structure, error) {
 	if fm.st != nil {
 		return fm.st, nil
+	}
+	if err := fm.loadInfo(); err != nil {
+		return nil, err
 	}
 	cache := fm.ss.sel.view.structs()
 	if st, mtime := cache.get(fm.uid, fm.info.Size); st != nil {
 		fm.st, fm.mtime = st, mtime
 		return st, nil
 	}
-	f, err := fm.open()
+	if fm.info.VSize < 0 {
+		// Without the CRLF size from the engine, only a whole parse
+		// can tell RFC822.SIZE.
+		return fm.complete()
+	}
+	st, size, mtime, err := fm.parse(true)
 	if err != nil {
 		return nil, err
 	}
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("stat message: %w", err)
-	}
-	st, err := message.Parse(bufio.NewReaderSize(&offsetReader{f: f}, 32<<10))
-	if err != nil {
-		return nil, fmt.Errorf("parse message: %w", err)
-	}
-	fm.st, fm.mtime = st, fi.ModTime().UnixNano()
-	cache.put(fm.uid, fi.Size(), fm.mtime, st)
+	fm.st, fm.mtime = st, mtime
+	cache.put(fm.uid, size, mtime, st)
 	return st, nil
+}
+
+// complete returns the message's whole Structure, parsing the file when
+// the cache has none or only a header-only one (whose record the whole one
+// then replaces).
+func (fm *fetchedMsg) complete() (*message.Structure, error) {
+	if fm.st != nil && !fm.st.HeaderOnly() {
+		return fm.st, nil
+	}
+	if err := fm.loadInfo(); err != nil {
+		return nil, err
+	}
+	cache := fm.ss.sel.view.structs()
+	if fm.st == nil {
+		if st, mtime := cache.get(fm.uid, fm.info.Size); st != nil && !st.HeaderOnly() {
+			fm.st, fm.mtime = st, mtime
+			return st, nil
+		}
+	}
+	st, size, mtime, err := fm.parse(false)
+	if err != nil {
+		return nil, err
+	}
+	fm.st, fm.mtime = st, mtime
+	cache.put(fm.uid, size, mtime, st)
+	return st, nil
+}
+
+// parseBuffers and headerBuffers are the read buffers of message.Parse
+// and message.ParseHeader, shared by all sessions: a FETCH that parses
+// 100,000 messages allocates none, and an idle session holds none.
+var (
+	parseBuffers  = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 64<<10) }}
+	headerBuffers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, message.HeaderScanBuffer) }}
+)
+
+// parse parses the message file and returns its Structure, size and
+// mtime. The file is read through a bare descriptor (open, fstat, pread,
+// close): an os.File would cost a poller registration attempt and a
+// finalizer per message, which on a first pass over a big mailbox is a
+// good part of the time.
+//
+// With headerOnly it reads the header alone (message.ParseHeader), taking
+// the CRLF size from the engine (the W= of the file name).
+func (fm *fetchedMsg) parse(headerOnly bool) (*message.Structure, int64, int64, error) {
+	fd, err := fm.openFD()
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	defer func() { _ = syscall.Close(fd) }()
+	var fi syscall.Stat_t
+	if err := syscall.Fstat(fd, &fi); err != nil {
+		return nil, 0, 0, fmt.Errorf("stat message: %w", err)
+	}
+	pool := &parseBuffers
+	if headerOnly {
+		pool = &headerBuffers
+	}
+	br := pool.Get().(*bufio.Reader)
+	br.Reset(&fdReader{fd: fd})
+	var st *message.Structure
+	if headerOnly {
+		st, err = message.ParseHeader(br, fi.Size, fm.info.VSize)
+	} else {
+		st, err = message.Parse(br)
+	}
+	br.Reset(nil)
+	pool.Put(br)
+	if errors.Is(err, message.ErrFileChanged) && headerOnly {
+		// The name's W= does not fit the file: parse it all.
+		return fm.parse(false)
+	}
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("parse message: %w", err)
+	}
+	return st, fi.Size, fi.Mtim.Nano(), nil
+}
+
+// openFD opens the message file read-only, resyncing once if another
+// process renamed it, as open does.
+func (fm *fetchedMsg) openFD() (int, error) {
+	fd, err := syscall.Open(fm.info.Path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err == syscall.ENOENT {
+		if err := fm.ss.sel.view.sync(); err != nil {
+			return -1, err
+		}
+		info, ok := fm.ss.sel.view.mbox.Lookup(fm.uid)
+		if !ok {
+			return -1, errExpunged
+		}
+		fm.info = info
+		fd, err = syscall.Open(info.Path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	}
+	if err != nil {
+		return -1, fmt.Errorf("open message: %w", &os.PathError{Op: "open", Path: fm.info.Path, Err: err})
+	}
+	return fd, nil
+}
+
+// fdReader reads a descriptor from offset 0 with pread(2).
+type fdReader struct {
+	fd  int
+	off int64
+}
+
+func (r *fdReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	for {
+		n, err := syscall.Pread(r.fd, p, r.off)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("read message: %w", err)
+		}
+		if n == 0 {
+			return 0, io.EOF
+		}
+		r.off += int64(n)
+		return n, nil
+	}
 }
 
 // internalDate is the file's mtime (RFC 9051 §2.3.3; maildir keeps it).
@@ -166,26 +328,9 @@ func (fm *fetchedMsg) internalDate() (time.Time, error) {
 	return time.Unix(0, fm.mtime), nil
 }
 
-// offsetReader reads a file from offset 0 with ReadAt, leaving the file
-// offset alone.
-type offsetReader struct {
-	f   *os.File
-	off int64
-}
-
-func (r *offsetReader) Read(p []byte) (int, error) {
-	n, err := r.f.ReadAt(p, r.off)
-	r.off += int64(n)
-	return n, err
-}
-
 func (ss *session) fetchOne(ref msgRef, attrs []wire.FetchAttr, setSeen bool) error {
 	v := ss.sel.view
-	info, ok := v.mbox.Lookup(ref.uid)
-	if !ok {
-		return errExpunged
-	}
-	fm := &fetchedMsg{ss: ss, uid: ref.uid, info: info}
+	fm := &fetchedMsg{ss: ss, uid: ref.uid}
 	defer fm.close()
 	if setSeen {
 		changed, err := v.storeFlags([]uint32{ref.uid}, func(f maildir.Flags, k maildir.Keywords) (maildir.Flags, maildir.Keywords) {
@@ -204,12 +349,21 @@ func (ss *session) fetchOne(ref msgRef, attrs []wire.FetchAttr, setSeen bool) er
 	}
 	// Everything that can fail is loaded before the response starts, so
 	// a failure never leaves half a FETCH response on the wire.
+	need := needNothing
 	for _, a := range attrs {
-		if needsStructure(a) {
-			if _, err := fm.structure(); err != nil {
-				return err
-			}
-			break
+		need = max(need, needsOf(a))
+		if a.Name == "RFC822.SIZE" && vm.size < 0 {
+			need = needWhole // counted by a whole parse
+		}
+	}
+	switch need {
+	case needHeader:
+		if _, err := fm.structure(); err != nil {
+			return err
+		}
+	case needWhole:
+		if _, err := fm.complete(); err != nil {
+			return err
 		}
 	}
 	for _, a := range attrs {
@@ -220,7 +374,8 @@ func (ss *session) fetchOne(ref msgRef, attrs []wire.FetchAttr, setSeen bool) er
 		}
 	}
 	ss.w.Untagged()
-	ss.w.Raw(strconv.Itoa(ref.msn) + " FETCH (")
+	ss.w.Number(uint64(ref.msn))
+	ss.w.Raw(" FETCH (")
 	for i, a := range attrs {
 		if i > 0 {
 			ss.w.SP()
@@ -249,25 +404,43 @@ func checkBinary(st *message.Structure, path []uint32) error {
 	return no("UNKNOWN-CTE", "cannot decode the part's content transfer encoding")
 }
 
-func needsStructure(a wire.FetchAttr) bool {
+// need says how much of a message's Structure a fetch attribute needs.
+type need uint8
+
+const (
+	needNothing need = iota // UID, FLAGS, RFC822.SIZE (the engine knows it)
+	needHeader              // ENVELOPE, INTERNALDATE, the header sections
+	needWhole               // the MIME tree: BODYSTRUCTURE, parts, BINARY
+)
+
+func needsOf(a wire.FetchAttr) need {
 	switch a.Name {
-	case "UID", "FLAGS":
-		return false
-	case "RFC822.SIZE":
-		return false
+	case "UID", "FLAGS", "RFC822.SIZE":
+		return needNothing
+	case "ENVELOPE", "INTERNALDATE", "RFC822.HEADER":
+		return needHeader
+	case "BODY":
+		if a.Section != nil && len(a.Section.Part) == 0 {
+			switch a.Section.Specifier {
+			case "HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT":
+				return needHeader
+			}
+		}
 	}
-	return true
+	return needWhole
 }
 
 func (ss *session) fetchAttr(fm *fetchedMsg, vm *vmsg, a wire.FetchAttr) error {
 	switch a.Name {
 	case "UID":
-		ss.w.Raw("UID " + strconv.FormatUint(uint64(fm.uid), 10))
+		ss.w.Raw("UID ")
+		ss.w.Number(uint64(fm.uid))
 	case "FLAGS":
 		ss.w.Raw("FLAGS ")
 		v := ss.sel.view
+		var buf [8]string
 		v.mu.Lock()
-		names := ss.flagNames(v, vm)
+		names := ss.appendFlagNames(buf[:0], v, vm)
 		v.mu.Unlock()
 		ss.w.Flags(names)
 	case "INTERNALDATE":
@@ -280,7 +453,7 @@ func (ss *session) fetchAttr(fm *fetchedMsg, vm *vmsg, a wire.FetchAttr) error {
 	case "RFC822.SIZE":
 		size := vm.size
 		if size < 0 {
-			st, err := fm.structure()
+			st, err := fm.complete()
 			if err != nil {
 				return err
 			}
@@ -328,11 +501,17 @@ func (ss *session) fetchAttr(fm *fetchedMsg, vm *vmsg, a wire.FetchAttr) error {
 // section the message does not have is the empty string (RFC 9051
 // §6.4.5 leaves the choice to the server; Dovecot does the same).
 func (ss *session) fetchSection(fm *fetchedMsg, name string, sec wire.Section, partial *wire.Partial) error {
-	f, err := fm.open()
-	if err != nil {
-		return err
+	// The header sections usually come from the cached header block: no
+	// file open for BODY.PEEK[HEADER.FIELDS (...)] over a whole mailbox.
+	var ra io.ReaderAt
+	if fm.st.NeedsFile(sec) {
+		f, err := fm.openFile() // Open completes the Structure if it must
+		if err != nil {
+			return err
+		}
+		ra = f
 	}
-	r, n, err := fm.st.Open(f, sec, partial)
+	r, n, err := fm.st.Open(ra, sec, partial)
 	if errors.Is(err, message.ErrNoSection) {
 		ss.w.Raw(name + ` ""`)
 		return nil

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"mailroom/internal/config"
+	"mailroom/internal/testutil"
 	"mailroom/maildir"
 )
 
@@ -95,5 +96,15 @@ func TestApply(t *testing.T) {
 	}
 	if s := e.srv.snapshot(); s.AuthDelay != -1 || s.shared != e.srv.shared {
 		t.Errorf("Apply lost a field mailroom.conf does not set: AuthDelay %v", s.AuthDelay)
+	}
+}
+
+// TestCloneCopiesEverySetting: a field added to Server and forgotten in
+// clone would silently fall back to its default after the first SIGHUP.
+func TestCloneCopiesEverySetting(t *testing.T) {
+	s := &Server{}
+	testutil.FillExported(t, s)
+	for _, name := range testutil.ZeroExported(s.clone()) {
+		t.Errorf("clone drops %s", name)
 	}
 }

@@ -22,44 +22,13 @@ func (ss *session) cmdSearch(c *wire.Command) error {
 	if err != nil {
 		return err
 	}
-	switch strings.ToUpper(sc.Charset) {
-	case "", "US-ASCII", "UTF-8":
-	default:
-		return no("BADCHARSET (US-ASCII UTF-8)", "unsupported charset")
+	hits, err := ss.runSearch(c, sc)
+	if hasReturn(sc.Return, "SAVE") {
+		// RFC 5182 §2.1: a failed SEARCH (RETURN (SAVE)) empties "$".
+		ss.saveResult(c.UID, sc.Return, hits, err)
 	}
-	for _, r := range sc.Return {
-		switch r {
-		case "MIN", "MAX", "COUNT", "ALL":
-		default:
-			return bad("unsupported RETURN option %s", r)
-		}
-	}
-	if err := checkSearchKey(sc.Key); err != nil {
+	if err != nil {
 		return err
-	}
-	defer ss.sel.view.structs().flush()
-	all := make([]msgRef, len(ss.sel.uids))
-	for i, u := range ss.sel.uids {
-		all[i] = msgRef{msn: i + 1, uid: u}
-	}
-	var hits []uint32 // msn or uid
-	for _, ref := range all {
-		sm := &searchMsg{ss: ss, ref: ref}
-		ok, err := sm.match(sc.Key)
-		sm.close()
-		if errors.Is(err, errExpunged) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if ok {
-			if c.UID {
-				hits = append(hits, ref.uid)
-			} else {
-				hits = append(hits, uint32(ref.msn))
-			}
-		}
 	}
 	if !sc.HasReturn && !ss.rev2 {
 		var b strings.Builder
@@ -71,8 +40,58 @@ func (ss *session) cmdSearch(c *wire.Command) error {
 		ss.untagged(b.String())
 		return nil
 	}
-	ss.writeESearch(c, sc.Return, hits)
+	ret := withoutSave(sc.Return)
+	if len(ret) == 0 && len(sc.Return) > 0 {
+		// RFC 5182 §2.1: RETURN (SAVE) alone sends no ESEARCH.
+		return nil
+	}
+	ss.writeESearch(c, ret, hits)
 	return nil
+}
+
+// runSearch evaluates the program on every message of the session and
+// returns the matching sequence numbers (UIDs for UID SEARCH), ascending.
+func (ss *session) runSearch(c *wire.Command, sc wire.SearchCommand) ([]uint32, error) {
+	switch strings.ToUpper(sc.Charset) {
+	case "", "US-ASCII", "UTF-8":
+	default:
+		return nil, no("BADCHARSET (US-ASCII UTF-8)", "unsupported charset")
+	}
+	for _, r := range sc.Return {
+		switch r {
+		case "MIN", "MAX", "COUNT", "ALL", "SAVE":
+		default:
+			return nil, bad("unsupported RETURN option %s", r)
+		}
+	}
+	if err := checkSearchKey(sc.Key); err != nil {
+		return nil, err
+	}
+	defer ss.sel.view.structs().flush()
+	text := ss.prepareTextSearch(sc.Key)
+	defer text.close()
+	saved := ss.savedSet()
+	var hits []uint32 // msn or uid
+	for i, uid := range ss.sel.uids {
+		ref := msgRef{msn: i + 1, uid: uid}
+		sm := &searchMsg{ss: ss, ref: ref, text: text, saved: saved}
+		ok, err := sm.match(sc.Key)
+		sm.close()
+		if errors.Is(err, errExpunged) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			if c.UID {
+				hits = append(hits, ref.uid)
+			} else {
+				hits = append(hits, uint32(ref.msn))
+			}
+		}
+	}
+	return hits, nil
 }
 
 // writeESearch writes the ESEARCH response (RFC 4731 §3.1). An empty
@@ -109,10 +128,6 @@ func checkSearchKey(k wire.SearchKey) error {
 	switch k.Op {
 	case "MODSEQ", "OLDER", "YOUNGER", "SAVEDBEFORE", "SAVEDON", "SAVEDSINCE", "SAVEDATESUPPORTED":
 		return bad("search key %s is not supported", k.Op)
-	case "SEQSET", "UID":
-		if k.Seq.Saved {
-			return bad("$ is not supported")
-		}
 	}
 	for _, sub := range k.Keys {
 		if err := checkSearchKey(sub); err != nil {
@@ -125,10 +140,12 @@ func checkSearchKey(k wire.SearchKey) error {
 // searchMsg evaluates a search program on one message, loading only
 // what the keys need.
 type searchMsg struct {
-	ss  *session
-	ref msgRef
-	vm  *vmsg
-	fm  *fetchedMsg
+	ss    *session
+	ref   msgRef
+	vm    *vmsg
+	fm    *fetchedMsg
+	text  *textSearch         // BODY and TEXT (search_text.go)
+	saved map[uint32]struct{} // the UIDs of "$" (RFC 5182)
 }
 
 func (sm *searchMsg) close() {
@@ -188,8 +205,16 @@ func (sm *searchMsg) match(k wire.SearchKey) (bool, error) {
 	case "ALL":
 		return true, nil
 	case "SEQSET":
+		if k.Seq.Saved {
+			_, ok := sm.saved[sm.ref.uid]
+			return ok, nil
+		}
 		return k.Seq.Contains(uint32(sm.ref.msn), uint32(len(sel.uids))), nil
 	case "UID":
+		if k.Seq.Saved {
+			_, ok := sm.saved[sm.ref.uid]
+			return ok, nil
+		}
 		var max uint32
 		if n := len(sel.uids); n > 0 {
 			max = sel.uids[n-1]
@@ -274,10 +299,8 @@ func (sm *searchMsg) matchData(k wire.SearchKey) (bool, error) {
 		return sm.envelopeContains(k.Op, k.Value)
 	case "HEADER":
 		return sm.headerContains(k.Field, k.Value)
-	case "BODY":
-		return sm.textContains(wire.Section{Specifier: "TEXT"}, k.Value)
-	case "TEXT":
-		return sm.textContains(wire.Section{}, k.Value)
+	case "BODY", "TEXT":
+		return sm.textContains(k.Op, k.Value)
 	}
 	return false, bad("search key %s is not supported", k.Op)
 }
@@ -362,7 +385,7 @@ func (sm *searchMsg) headerContains(field, value string) (bool, error) {
 	needle := []byte(strings.ToLower(value))
 	for _, line := range bytes.Split(unfold(data), []byte("\r\n")) {
 		_, val, ok := bytes.Cut(line, []byte(":"))
-		if ok && bytes.Contains(bytes.ToLower(val), needle) {
+		if ok && bytes.Contains(lowerASCII(val), needle) {
 			return true, nil
 		}
 	}
@@ -375,46 +398,13 @@ func unfold(b []byte) []byte {
 	return bytes.ReplaceAll(b, []byte("\r\n\t"), []byte(" "))
 }
 
-// textContains scans a section for value, streaming, case-insensitively
-// (ASCII case; the raw octets, not decoded).
-func (sm *searchMsg) textContains(sec wire.Section, value string) (bool, error) {
-	fm, err := sm.fetched()
-	if err != nil {
-		return false, err
-	}
-	f, err := fm.open()
-	if err != nil {
-		return false, err
-	}
-	r, _, err := fm.st.Open(f, sec, nil)
-	if err != nil {
-		return false, err
-	}
-	return streamContains(r, []byte(strings.ToLower(value)))
-}
-
-// streamContains looks for needle in r, keeping len(needle)-1 octets of
-// overlap between chunks, so memory stays bounded.
-func streamContains(r io.Reader, needle []byte) (bool, error) {
-	if len(needle) == 0 {
-		return true, nil
-	}
-	buf := make([]byte, 0, 64<<10+len(needle))
-	chunk := make([]byte, 64<<10)
-	for {
-		n, err := r.Read(chunk)
-		buf = append(buf, bytes.ToLower(chunk[:n])...)
-		if bytes.Contains(buf, needle) {
-			return true, nil
-		}
-		if keep := len(needle) - 1; len(buf) > keep {
-			buf = append(buf[:0], buf[len(buf)-keep:]...)
-		}
-		if err == io.EOF {
-			return false, nil
-		}
-		if err != nil {
-			return false, err
+// lowerASCII folds ASCII letters in place (the buffer is the search's
+// own) and returns b.
+func lowerASCII(b []byte) []byte {
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
 		}
 	}
+	return b
 }

@@ -17,6 +17,7 @@ import (
 
 	"mailroom/imapd/wire"
 	"mailroom/internal/config"
+	"mailroom/maildir"
 )
 
 // Users is the account table a login is checked against; *account.DB is
@@ -86,6 +87,11 @@ type Server struct {
 	MaxConnectionsPerUser   int           // logged-in sessions per user; 0 = DefaultMaxConnectionsPerUser
 	Logger                  *slog.Logger  // nil = discard
 
+	// DefaultQuota is the quota of a user without a quota rule of their
+	// own ([deliver] quota and quota_messages, as deliver enforces it);
+	// unlimited means maildirsize's definition line decides.
+	DefaultQuota maildir.Quota
+
 	initOnce sync.Once
 	// shared is shared by the Server and every settings snapshot Apply
 	// makes of it: sessions hold a snapshot, shutdown reaches them all,
@@ -127,6 +133,7 @@ func (s *Server) configure(cfg *config.Config, users func() Users, tlsConfig fun
 	s.MaxBad = clampInt(cfg.Imapd.MaxErrors)
 	s.MaxAuthFailures = clampInt(cfg.Imapd.MaxAuthFailures)
 	s.AppendLimit = cfg.Imapd.AppendLimit
+	s.DefaultQuota = maildir.Quota{Bytes: cfg.Deliver.Quota, Messages: cfg.Deliver.QuotaMessages}
 }
 
 // Apply makes cfg's settings, users and tlsConfig those of the sessions
@@ -163,6 +170,7 @@ func (s *Server) clone() *Server {
 		AppendLimit:             s.AppendLimit,
 		MaxConnectionsPerUser:   s.MaxConnectionsPerUser,
 		Logger:                  s.Logger,
+		DefaultQuota:            s.DefaultQuota,
 		shared:                  s.shared,
 	}
 }

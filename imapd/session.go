@@ -60,6 +60,9 @@ type session struct {
 	bad          int    // consecutive BAD responses
 	authFailures int
 	sel          *selected // the selected mailbox, in stateSelected
+	// midCommand is set once a byte of a command has arrived, cleared
+	// when the session waits for the next one (or for DONE): see read.
+	midCommand bool
 }
 
 func newSession(s *Server, c net.Conn) *session {
@@ -73,8 +76,11 @@ func newSession(s *Server, c net.Conn) *session {
 // wire are dropped: after STARTTLS that is what RFC 9051 §6.2.1 asks for.
 func (ss *session) setWire(c net.Conn) {
 	ss.wire = c
-	ss.br = bufio.NewReaderSize(readerFunc(ss.read), 16<<10)
-	ss.w = wire.NewWriter(bufio.NewWriterSize(writerFunc(ss.write), 32<<10))
+	if ss.w != nil {
+		ss.w.Release() // flushed by whoever switches the wire
+	}
+	ss.br = bufio.NewReaderSize(readerFunc(ss.read), readBufferSize)
+	ss.w = wire.NewPooledWriter(writerFunc(ss.write))
 	ss.w.SetUTF8(ss.utf8)
 	nonSync := wire.LiteralPlus
 	ss.r = wire.NewReader(ss.br, wire.Options{
@@ -87,6 +93,13 @@ func (ss *session) setWire(c net.Conn) {
 	})
 }
 
+// readBufferSize is the session's read buffer. Most commands fit; a
+// longer line is gathered by the wire.Reader in its own buffer (which it
+// lets go after a long command), and literal data larger than this is
+// read past it, straight into the caller's buffer. Small, because every
+// connection keeps it while it waits.
+const readBufferSize = 1 << 10
+
 type readerFunc func([]byte) (int, error)
 
 func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
@@ -96,19 +109,33 @@ type writerFunc func([]byte) (int, error)
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // read is the session's only input. Each read gets the timeout of the
-// state; it refuses to block once the server is shutting down. The check
-// comes after the deadline is set, so Shutdown's interrupt (which sets
-// the deadline to now) is never overwritten unnoticed.
+// state. Once the server is shutting down it refuses to wait for a new
+// command (or for the DONE of an IDLE), but a command already arriving,
+// such as an APPEND literal, is read to its end: a read cut by
+// Shutdown's interrupt is tried again (the bounded Shutdown closes the
+// connection if the client never finishes). The check comes after the
+// deadline is set, so the interrupt (which sets the deadline to now) is
+// never overwritten unnoticed.
 func (ss *session) read(p []byte) (int, error) {
-	_ = ss.conn.SetReadDeadline(time.Now().Add(ss.readTimeout()))
-	if ss.srv.shutting.Load() {
-		return 0, errShutdown
+	for range 3 {
+		_ = ss.conn.SetReadDeadline(time.Now().Add(ss.readTimeout()))
+		if ss.srv.shutting.Load() && !ss.midCommand {
+			return 0, errShutdown
+		}
+		n, err := ss.wire.Read(p)
+		if n > 0 {
+			ss.midCommand = true
+		}
+		if err == nil || !ss.srv.shutting.Load() {
+			return n, err
+		}
+		var ne net.Error
+		if n > 0 || !ss.midCommand || !errors.As(err, &ne) || !ne.Timeout() {
+			return n, errShutdown
+		}
+		// The interrupt cut a command short: read on.
 	}
-	n, err := ss.wire.Read(p)
-	if err != nil && ss.srv.shutting.Load() {
-		return n, errShutdown
-	}
-	return n, err
+	return 0, errShutdown
 }
 
 func (ss *session) write(p []byte) (int, error) {
@@ -128,7 +155,7 @@ func (ss *session) readTimeout() time.Duration {
 
 func (ss *session) run(implicitTLS bool) {
 	start := time.Now()
-	ss.log.Info("connect", "remote", ss.remote.String(), "tls", implicitTLS)
+	ss.log.Info("connect", "client", ss.remote.String(), "tls", implicitTLS)
 	err := ss.serveRecover(implicitTLS)
 	ss.unselect()
 	if ss.root != "" {
@@ -176,6 +203,7 @@ func (ss *session) serve(implicitTLS bool) error {
 		if err := ss.flushIfIdle(); err != nil {
 			return err
 		}
+		ss.midCommand = false
 		cmd, err := ss.r.ReadCommand()
 		if err != nil {
 			if err := ss.readError(err); err != nil {
@@ -238,12 +266,17 @@ func (ss *session) readFailed(err error) error {
 }
 
 // flushIfIdle sends the buffered responses unless more pipelined commands
-// are already waiting.
+// are already waiting, and then gives the write buffer back to the pool:
+// a session waiting for its client holds none.
 func (ss *session) flushIfIdle() error {
 	if ss.br.Buffered() > 0 {
 		return nil
 	}
-	return ss.w.Flush()
+	if err := ss.w.Flush(); err != nil {
+		return err
+	}
+	ss.w.Release()
+	return nil
 }
 
 // handshake runs the TLS server handshake on the current wire and

@@ -1,7 +1,6 @@
 package imapd
 
 import (
-	"strconv"
 	"strings"
 
 	"mailroom/imapd/wire"
@@ -100,18 +99,22 @@ func (ss *session) cmdStore(c *wire.Command) error {
 	// (for every message named, changed or not).
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	var names [8]string
 	for _, r := range refs {
 		i := v.index(r.uid)
 		if i < 0 {
 			continue
 		}
 		ss.w.Untagged()
-		ss.w.Raw(strconv.Itoa(r.msn) + " FETCH (")
+		ss.w.Number(uint64(r.msn))
+		ss.w.Raw(" FETCH (")
 		if c.UID {
-			ss.w.Raw("UID " + strconv.FormatUint(uint64(r.uid), 10) + " ")
+			ss.w.Raw("UID ")
+			ss.w.Number(uint64(r.uid))
+			ss.w.SP()
 		}
 		ss.w.Raw("FLAGS ")
-		ss.w.Flags(ss.flagNames(v, &v.msgs[i]))
+		ss.w.Flags(ss.appendFlagNames(names[:0], v, &v.msgs[i]))
 		ss.w.Raw(")")
 		ss.w.CRLF()
 	}

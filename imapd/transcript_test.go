@@ -52,7 +52,7 @@ func TestGreetingAndCapability(t *testing.T) {
 		{"c ID (\"name\" \"test\")", []string{`* ID ("name" "mailroom")`, "c OK ID completed"}},
 		{"d SELECT INBOX", []string{"d BAD SELECT not allowed now"}},
 		{"e LOGIN " + testUser + " wrong", []string{"e NO [AUTHENTICATIONFAILED] authentication failed"}},
-		{"f LOGIN " + testUser + " " + testPass, []string{"f OK [CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ENABLE ID IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH STATUS=SIZE UTF8=ACCEPT APPENDLIMIT=52428800] logged in"}},
+		{"f LOGIN " + testUser + " " + testPass, []string{"f OK [CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ENABLE ID IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH SEARCHRES STATUS=SIZE UTF8=ACCEPT APPENDLIMIT=52428800 QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE MULTIAPPEND COMPRESS=DEFLATE] logged in"}},
 		{"g NAMESPACE", []string{`* NAMESPACE (("" ".")) NIL NIL`, "g OK NAMESPACE completed"}},
 		{"h LOGOUT", []string{"* BYE logging out", "h OK LOGOUT completed"}},
 	})

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"mailroom/maildir"
 )
@@ -62,7 +64,15 @@ type view struct {
 	idlers    int
 	watcher   *maildir.Watcher
 	cacheOnce sync.Once
-	cache     *structCache // made on first use (structs)
+	// openedAt is when OpenMailbox synced the view, zero after any later
+	// sync: a SELECT right after need not list the directories again.
+	openedAt time.Time
+	cache    *structCache // made on first use (structs)
+
+	// watchDirty and watchBusy coalesce the watcher's signals into one
+	// sync goroutine at a time, started only when something changed.
+	watchDirty atomic.Bool
+	watchBusy  atomic.Bool
 }
 
 // structs returns the mailbox's structure cache, opening it on first use
@@ -86,11 +96,13 @@ func (r *registry) open(path string, log *slog.Logger) (*view, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &view{reg: r, path: path, refs: 1, log: log, mbox: mbox, subs: map[*selected]bool{}}
-	for _, m := range mbox.Messages() {
+	v := &view{reg: r, path: path, refs: 1, log: log, mbox: mbox, subs: map[*selected]bool{}, openedAt: time.Now()}
+	v.msgs = make([]vmsg, 0, mbox.Len())
+	mbox.Range(func(m maildir.Message) bool {
 		v.modseq++
 		v.msgs = append(v.msgs, vmsg{uid: m.UID, flags: m.Name.Flags, kw: m.Name.Keywords, size: m.VSize, modseq: v.modseq, recent: m.Dir == "new"})
-	}
+		return true
+	})
 	r.views[path] = v
 	return v, nil
 }
@@ -146,7 +158,21 @@ func (v *view) sync() error {
 	return v.syncLocked()
 }
 
+// freshSyncWindow is how long after OpenMailbox's sync a SELECT takes the
+// view as it is (syncedLocked); every later command syncs anyway.
+const freshSyncWindow = time.Second
+
+// syncedLocked brings the view up to date unless OpenMailbox just did.
+func (v *view) syncedLocked() error {
+	if !v.openedAt.IsZero() && time.Since(v.openedAt) < freshSyncWindow {
+		v.openedAt = time.Time{}
+		return nil
+	}
+	return v.syncLocked()
+}
+
 func (v *view) syncLocked() error {
+	v.openedAt = time.Time{}
 	kwBefore := len(v.mbox.KeywordNames())
 	ch, err := v.mbox.Sync()
 	if err != nil {
@@ -260,6 +286,7 @@ func (v *view) expunge(uids []uint32) error {
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	defer v.quotaExpunge(uids)() // maildirsize "-bytes -count" (imapd/quota.go)
 	if err := v.mbox.Expunge(uids...); err != nil {
 		return fmt.Errorf("expunge: %w", err)
 	}
@@ -298,12 +325,13 @@ func (v *view) keywordNames() ([]string, uint64) {
 	return v.mbox.KeywordNames(), v.kwGen
 }
 
-// startIdle makes sure a watcher reports changes by other processes while
-// a session idles (RFC 2177): inotify through the engine, not polling.
-// watchMailbox starts the inotify watcher of a view; a variable so that
-// a test can make it fail as an exhausted inotify limit does.
-var watchMailbox = (*maildir.Mailbox).Watch
+// watchMailbox starts the watcher of a view; a variable so that a test
+// can make it fail.
+var watchMailbox = (*maildir.Mailbox).WatchFunc
 
+// startIdle makes sure a watcher reports changes by other processes while
+// a session idles (RFC 2177): the engine's process-wide inotify instance,
+// or its polling when inotify cannot be had.
 func (v *view) startIdle() error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -311,13 +339,15 @@ func (v *view) startIdle() error {
 	if v.watcher != nil {
 		return nil
 	}
-	w, err := watchMailbox(v.mbox)
+	w, err := watchMailbox(v.mbox, v.watch)
 	if err != nil {
 		v.idlers--
 		return fmt.Errorf("watch %s: %w", v.path, err)
 	}
+	if w.Polling() {
+		v.log.Warn("idle", "path", v.path, "fallback", "polling")
+	}
 	v.watcher = w
-	go v.watch(w)
 	return nil
 }
 
@@ -335,10 +365,28 @@ func (v *view) stopIdle() {
 	}
 }
 
-func (v *view) watch(w *maildir.Watcher) {
-	for range w.C {
-		if err := v.sync(); err != nil {
-			v.log.Error("sync", "path", v.path, "err", err)
-		}
+// watch is the watcher's notify. It runs on the engine's goroutine shared
+// by every watched Maildir, so it must not block: it starts a sync
+// goroutine unless one is running, which syncs until no signal is left.
+// No goroutine waits per mailbox while nothing changes.
+func (v *view) watch() {
+	v.watchDirty.Store(true)
+	if !v.watchBusy.CompareAndSwap(false, true) {
+		return // the running goroutine sees watchDirty
 	}
+	go func() {
+		for {
+			for v.watchDirty.Swap(false) {
+				if err := v.sync(); err != nil {
+					v.log.Error("sync", "path", v.path, "err", err)
+				}
+			}
+			v.watchBusy.Store(false)
+			// A signal between the last Swap and the Store above found
+			// watchBusy set and left it to us.
+			if !v.watchDirty.Load() || !v.watchBusy.CompareAndSwap(false, true) {
+				return
+			}
+		}
+	}()
 }

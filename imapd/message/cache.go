@@ -15,12 +15,13 @@ import (
 //	crc     = CRC-32C of magic, version and payload, 4 octets big-endian
 //
 // The payload is uvarints and length-prefixed strings in a fixed order
-// (see encoder). Any change of layout bumps cacheVersion; a record of
-// another version is refused like a damaged one, and imapd parses the
-// message again.
+// (see encoder), ending with the header block (HeaderBlock: a flag, then
+// its octets) since version 2. Any change of layout bumps cacheVersion; a
+// record of another version is refused like a damaged one, and imapd
+// parses the message again.
 const (
 	cacheMagic   = "MRst"
-	cacheVersion = 1
+	cacheVersion = 2
 )
 
 // ErrCorrupt reports a cache record that is damaged, truncated, of
@@ -30,21 +31,33 @@ var ErrCorrupt = errors.New("message: corrupt cache record")
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // MarshalBinary encodes the Structure as a cache record.
-func (s *Structure) MarshalBinary() ([]byte, error) {
+func (s *Structure) MarshalBinary() ([]byte, error) { return s.AppendBinary(nil) }
+
+// AppendBinary appends the Structure's cache record to b
+// (encoding.BinaryAppender), so a caller filling a buffer of many
+// records allocates nothing per record.
+func (s *Structure) AppendBinary(b []byte) ([]byte, error) {
 	if s.Root == nil {
-		return nil, errors.New("message: marshal: no root part")
+		return b, errors.New("message: marshal: no root part")
 	}
-	e := &encoder{b: append([]byte(cacheMagic), cacheVersion)}
+	start := len(b)
+	e := &encoder{b: append(append(b, cacheMagic...), cacheVersion)}
 	e.uint(uint64(s.Size))
 	e.uint(uint64(s.CRLFSize))
 	e.bool(s.Truncated)
+	e.bool(s.headerOnly)
 	e.uint(uint64(len(s.marks)))
 	for _, m := range s.marks {
 		e.uint(uint64(m.raw))
 		e.uint(uint64(m.crlf))
 	}
 	e.part(s.Root)
-	return binary.BigEndian.AppendUint32(e.b, crc32.Checksum(e.b, castagnoli)), nil
+	e.bool(s.header != nil)
+	if s.header != nil {
+		e.uint(uint64(len(s.header)))
+		e.b = append(e.b, s.header...)
+	}
+	return binary.BigEndian.AppendUint32(e.b, crc32.Checksum(e.b[start:], castagnoli)), nil
 }
 
 type encoder struct{ b []byte }
@@ -136,10 +149,24 @@ func (e *encoder) envelope(env *Envelope) {
 	}
 }
 
+// UnmarshalShared decodes a cache record as UnmarshalBinary does, but the
+// Structure's header block refers to data instead of a copy: data must
+// not change while the Structure is in use (imapd's in-memory cache
+// records never do).
+func UnmarshalShared(data []byte) (*Structure, error) {
+	s := &Structure{}
+	if err := s.unmarshal(data, true); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 // UnmarshalBinary decodes a cache record. It is strict: a wrong checksum,
 // version or length, a count beyond the limits, or spans outside the file
 // or out of order are ErrCorrupt.
-func (s *Structure) UnmarshalBinary(data []byte) error {
+func (s *Structure) UnmarshalBinary(data []byte) error { return s.unmarshal(data, false) }
+
+func (s *Structure) unmarshal(data []byte, shared bool) error {
 	const head = len(cacheMagic) + 1
 	if len(data) < head+4 || string(data[:len(cacheMagic)]) != cacheMagic {
 		return fmt.Errorf("%w: no header", ErrCorrupt)
@@ -156,6 +183,8 @@ func (s *Structure) UnmarshalBinary(data []byte) error {
 	out.Size = d.int()
 	out.CRLFSize = d.int()
 	out.Truncated = d.bool()
+	out.headerOnly = d.bool()
+	d.headerOnly = out.headerOnly
 	n := d.count(uint64(out.Size/markEvery + 2))
 	var last mark
 	for i := 0; i < n && d.err == nil; i++ {
@@ -168,6 +197,21 @@ func (s *Structure) UnmarshalBinary(data []byte) error {
 	}
 	d.size, d.crlfSize = out.Size, out.CRLFSize
 	out.Root = d.part(0)
+	if d.bool() {
+		n := d.count(MaxHeaderBlock)
+		if d.err == nil && out.Root != nil && int64(n) != out.Root.Header.End {
+			d.fail("header block")
+		}
+		if d.err == nil {
+			if shared {
+				out.header = d.b[:n:n]
+			} else {
+				out.header = make([]byte, n)
+				copy(out.header, d.b)
+			}
+			d.b = d.b[n:]
+		}
+	}
 	if d.err == nil && len(d.b) != 0 {
 		d.fail("trailing data")
 	}
@@ -184,6 +228,7 @@ type decoder struct {
 	err            error
 	parts          int
 	size, crlfSize int64
+	headerOnly     bool // the root has no body, and no children
 }
 
 func (d *decoder) fail(what string) {
@@ -309,8 +354,11 @@ func (d *decoder) part(depth int) *Part {
 	for i := 0; i < n && d.err == nil; i++ {
 		p.Parts = append(p.Parts, d.part(depth+1))
 	}
+	if d.headerOnly && (depth > 0 || p.Message != nil || len(p.Parts) > 0 || p.Lines != 0 || p.Body.Size() != 0) {
+		d.fail("header-only part")
+	}
 	if d.err == nil && (p.Header.End > p.Body.Start || p.Lines > p.Body.CRLFSize() ||
-		(p.IsMultipart() && len(p.Parts) == 0) || (!p.IsMultipart() && len(p.Parts) > 0)) {
+		(p.IsMultipart() && len(p.Parts) == 0 && !d.headerOnly) || (!p.IsMultipart() && len(p.Parts) > 0)) {
 		d.fail("part")
 	}
 	return p

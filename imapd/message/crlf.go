@@ -1,6 +1,7 @@
 package message
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -51,7 +52,8 @@ func (r *crlfReader) fill() error {
 		return io.EOF
 	}
 	if r.buf == nil {
-		r.buf = make([]byte, crlfBuffer)
+		// A header or a small part needs no 32 KiB buffer.
+		r.buf = make([]byte, min(crlfBuffer, r.end-r.pos))
 	}
 	want := min(int64(len(r.buf)), r.end-r.pos)
 	n, err := r.ra.ReadAt(r.buf[:want], r.pos)
@@ -83,17 +85,32 @@ func (r *crlfReader) Read(p []byte) (int, error) {
 				return 0, err
 			}
 		}
-		c := r.buf[r.i]
-		r.i++
-		if c == '\n' && !r.prevCR {
-			p[k] = '\r'
-			k++
-			r.pendingLF = true
+		// Copy up to the next LF in one go; only the LF needs a look.
+		src := r.buf[r.i:r.n]
+		if room := len(p) - k; len(src) > room {
+			src = src[:room]
+		}
+		j := bytes.IndexByte(src, '\n')
+		if j < 0 {
+			k += copy(p[k:], src)
+			r.i += len(src)
+			r.prevCR = src[len(src)-1] == '\r'
 			continue
 		}
-		p[k] = c
+		k += copy(p[k:], src[:j])
+		crBefore := r.prevCR
+		if j > 0 {
+			crBefore = src[j-1] == '\r'
+		}
+		r.i += j + 1
+		if crBefore {
+			p[k] = '\n'
+			r.prevCR = false
+		} else {
+			p[k] = '\r' // a bare LF becomes CRLF
+			r.pendingLF = true
+		}
 		k++
-		r.prevCR = c == '\r'
 	}
 	return k, nil
 }

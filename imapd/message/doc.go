@@ -40,9 +40,24 @@
 //     lies beyond is body text of the innermost part that fits, and the
 //     grammar of BODYSTRUCTURE stays valid.
 //
+// # Header only, and the header block
+//
+// ParseHeader reads the header alone and returns a header-only Structure
+// (HeaderOnly): ENVELOPE, the root's Content-* fields and the header's
+// span, with the sizes the caller knows from the Maildir name. It is what
+// a first ENVELOPE pass over a mailbox needs, at the cost of reading about
+// 1 KB of a message instead of all of it. Complete (and Open, by itself,
+// for a section beyond the header) turns it into a whole Structure.
+//
+// Both keep the message's header block (HeaderBlock), the file's own
+// octets, when it is at most MaxHeaderBlock: Open then answers HEADER,
+// HEADER.FIELDS and HEADER.FIELDS.NOT of the message from it without the
+// file, and the answer is the same as the file's, since the octets are.
+//
 // # Cache record
 //
-// Structure.MarshalBinary writes a versioned, checksummed record;
-// UnmarshalBinary refuses anything damaged, so that imapd parses the
-// message again instead of serving a wrong answer.
+// Structure.MarshalBinary writes a versioned, checksummed record (version
+// 2: header-only flag and header block); UnmarshalBinary refuses anything
+// damaged or of another version, so that imapd parses the message again
+// instead of serving a wrong answer.
 package message

@@ -21,6 +21,13 @@ func FuzzParse(f *testing.F) {
 			t.Fatal(err)
 		}
 		checkInvariants(t, file, s)
+		hs, err := ParseHeader(bytes.NewReader(file), s.Size, s.CRLFSize)
+		if err != nil {
+			t.Fatalf("ParseHeader: %v", err)
+		}
+		if !reflect.DeepEqual(hs.Envelope(), s.Envelope()) || hs.Root.Header != s.Root.Header || !bytes.Equal(hs.HeaderBlock(), s.HeaderBlock()) {
+			t.Fatal("ParseHeader disagrees with Parse")
+		}
 		var out bytes.Buffer
 		w := wire.NewWriter(&out)
 		WriteBodyStructure(w, s, true)
@@ -108,6 +115,14 @@ func FuzzUnmarshal(f *testing.F) {
 		}
 		rec, err := s.MarshalBinary()
 		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(rec)
+		hs, err := ParseHeader(bytes.NewReader([]byte(m.text)), s.Size, s.CRLFSize)
+		if err != nil {
+			f.Fatal(err)
+		}
+		if rec, err = hs.MarshalBinary(); err != nil {
 			f.Fatal(err)
 		}
 		f.Add(rec)

@@ -35,8 +35,12 @@ type scanner struct {
 // scanBuffer is the chunk size: the longest piece of a line held at once.
 const scanBuffer = 64 << 10
 
-func newScanner(r io.Reader) *scanner {
-	return &scanner{br: bufio.NewReaderSize(r, scanBuffer), endsLine: true}
+func newScanner(r io.Reader) *scanner { return newScannerSize(r, scanBuffer) }
+
+// newScannerSize reads through a buffer of size octets, r itself when it
+// is a *bufio.Reader at least that big.
+func newScannerSize(r io.Reader, size int) *scanner {
+	return &scanner{br: bufio.NewReaderSize(r, size), endsLine: true}
 }
 
 // next reads the next chunk; false at the end of the file or on error.
@@ -116,6 +120,12 @@ type parser struct {
 	sc     *scanner
 	bounds [][]byte // "--boundary" of the open multiparts, outermost first
 	st     *Structure
+	// rootHeader collects the octets of the message's own header block
+	// while capture is set (see Structure.HeaderBlock); over
+	// MaxHeaderBlock it is dropped and overflow set.
+	capture    bool
+	overflow   bool
+	rootHeader []byte
 }
 
 // Parse reads a message in one pass and returns its Structure. Memory is
@@ -123,7 +133,7 @@ type parser struct {
 // whatever the size of the message. Only read errors fail it: every
 // octet sequence is some message.
 func Parse(r io.Reader) (*Structure, error) {
-	p := &parser{sc: newScanner(r), st: &Structure{}}
+	p := &parser{sc: newScanner(r), st: &Structure{}, capture: true}
 	root := &Part{}
 	p.st.parts = 1
 	p.entity(root, 0, false, true)
@@ -140,6 +150,53 @@ func Parse(r io.Reader) (*Structure, error) {
 	p.st.Size = p.sc.pos.raw
 	p.st.CRLFSize = p.sc.pos.crlf
 	p.st.marks = p.sc.marks
+	if !p.overflow && int64(len(p.rootHeader)) == root.Header.End {
+		p.st.header = p.rootHeader
+		if p.st.header == nil {
+			p.st.header = []byte{} // an empty file: kept, and empty
+		}
+	}
+	return p.st, nil
+}
+
+// HeaderScanBuffer is the read buffer ParseHeader needs: a caller that
+// passes a *bufio.Reader of this size (or more) has it used as it is.
+const HeaderScanBuffer = 4 << 10
+
+// ParseHeader reads only the message's header block and returns a
+// header-only Structure (HeaderOnly): the ENVELOPE, the root's Content-*
+// fields, the header's span and the header block, what ENVELOPE and the
+// HEADER sections need, at the cost of reading the header instead of the
+// whole message. size and crlfSize are the file's size and the size of
+// its CRLF form (RFC822.SIZE, which the Maildir name carries), which
+// cannot be counted without reading the body; a header that does not fit
+// them is ErrFileChanged. Open completes the Structure (Complete) when a
+// section needs the body.
+func ParseHeader(r io.Reader, size, crlfSize int64) (*Structure, error) {
+	p := &parser{sc: newScannerSize(r, HeaderScanBuffer), st: &Structure{headerOnly: true}, capture: true}
+	root := &Part{}
+	p.st.parts = 1
+	hdr, start, _, _ := p.header()
+	if p.sc.err != nil {
+		return nil, fmt.Errorf("message: reading: %w", p.sc.err)
+	}
+	setContent(root, hdr, false)
+	root.Envelope = buildEnvelope(hdr)
+	end := p.sc.pos
+	root.Header = span(start, end)
+	root.Body = span(end, end)
+	if end.raw > size || end.crlf > crlfSize || size > crlfSize {
+		return nil, ErrFileChanged
+	}
+	p.st.Root = root
+	p.st.Size, p.st.CRLFSize = size, crlfSize
+	p.st.marks = p.sc.marks
+	if !p.overflow && int64(len(p.rootHeader)) == root.Header.End {
+		p.st.header = p.rootHeader
+		if p.st.header == nil {
+			p.st.header = []byte{}
+		}
+	}
 	return p.st, nil
 }
 
@@ -178,6 +235,7 @@ func (p *parser) skip() term {
 // ENVELOPE.
 func (p *parser) entity(part *Part, depth int, digest, isMessage bool) term {
 	hdr, hstart, t, ended := p.header()
+	p.capture = false // only the root's header block is kept
 	setContent(part, hdr, digest)
 	if isMessage {
 		part.Envelope = buildEnvelope(hdr)
@@ -295,6 +353,9 @@ func (p *parser) header() (hdr *header, start position, t term, ended bool) {
 	}
 	for p.sc.next() {
 		c := p.sc.chunk
+		if p.capture {
+			p.keepRoot(c)
+		}
 		if p.sc.lineStart {
 			if bt, ok := p.match(); ok {
 				flush()
@@ -321,6 +382,23 @@ func (p *parser) header() (hdr *header, start position, t term, ended bool) {
 	}
 	flush()
 	return hdr, start, term{level: -1, end: p.sc.pos}, true
+}
+
+// keepRoot adds a chunk of the root header to the kept header block, or
+// gives the block up once it would exceed MaxHeaderBlock.
+func (p *parser) keepRoot(c []byte) {
+	if p.overflow {
+		return
+	}
+	if len(p.rootHeader)+len(c) > MaxHeaderBlock {
+		p.overflow, p.rootHeader = true, nil
+		return
+	}
+	if p.rootHeader == nil {
+		// Most headers fit the first chunk: one allocation of their size.
+		p.rootHeader = make([]byte, 0, max(len(c), 1024))
+	}
+	p.rootHeader = append(p.rootHeader, c...)
 }
 
 // keep appends to a kept value within the bounds on kept octets.

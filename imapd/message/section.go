@@ -53,11 +53,31 @@ func (s *Structure) Part(path []uint32) (*Part, error) {
 // Open returns the octets of BODY[section]<partial> in CRLF form and how
 // many there are, reading the message file through ra. The partial
 // applies to the CRLF form (RFC 9051 §6.4.5); a nil partial means all.
+//
+// A section inside the kept header block (HeaderBlock) is read from it,
+// not through ra, which may then be nil (see NeedsFile): the octets are
+// the file's own, so the answer is the same.
+//
+// A header-only Structure (ParseHeader) is completed first, through ra,
+// when the section is not one of the message's header sections.
 func (s *Structure) Open(ra io.ReaderAt, sec wire.Section, partial *wire.Partial) (io.Reader, int64, error) {
 	skip, count := partialRange(partial)
+	if s.headerOnly && !isHeaderSection(sec) {
+		if ra == nil {
+			return nil, 0, errors.New("message: section needs the message file")
+		}
+		if err := s.Complete(ra); err != nil {
+			return nil, 0, err
+		}
+	}
 	sp, fields, err := s.resolve(sec)
 	if err != nil {
 		return nil, 0, err
+	}
+	if s.inHeader(sp) {
+		ra = bytes.NewReader(s.header)
+	} else if ra == nil {
+		return nil, 0, errors.New("message: section needs the message file")
 	}
 	if fields == nil {
 		return s.openCRLF(ra, sp, skip, count)
@@ -74,6 +94,36 @@ func (s *Structure) Open(ra io.ReaderAt, sec wire.Section, partial *wire.Partial
 		b = b[:count]
 	}
 	return bytes.NewReader(b), int64(len(b)), nil
+}
+
+// NeedsFile reports whether Open needs the message file for sec: false
+// for the message's HEADER, HEADER.FIELDS and HEADER.FIELDS.NOT when the
+// header block is kept, and for a section that does not exist (Open
+// answers ErrNoSection).
+func (s *Structure) NeedsFile(sec wire.Section) bool {
+	if s.headerOnly && !isHeaderSection(sec) {
+		return true
+	}
+	sp, _, err := s.resolve(sec)
+	return err == nil && !s.inHeader(sp)
+}
+
+// isHeaderSection reports HEADER, HEADER.FIELDS or HEADER.FIELDS.NOT of
+// the message itself: what a header-only Structure can answer.
+func isHeaderSection(sec wire.Section) bool {
+	if len(sec.Part) > 0 {
+		return false
+	}
+	switch sec.Specifier {
+	case "HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT":
+		return true
+	}
+	return false
+}
+
+// inHeader reports whether sp lies inside the kept header block.
+func (s *Structure) inHeader(sp Span) bool {
+	return s.header != nil && sp.Start <= sp.End && sp.End <= int64(len(s.header))
 }
 
 func partialRange(p *wire.Partial) (skip, count int64) {
@@ -140,8 +190,11 @@ func (s *Structure) headerFields(ra io.ReaderAt, sp Span, names []string, not bo
 	if err != nil {
 		return nil, err
 	}
-	br := bufio.NewReaderSize(r, 4096)
+	// A header shorter than the buffer needs no more: no line is split
+	// either way, so the answer is the same.
+	br := bufio.NewReaderSize(r, int(min(4096, sp.CRLFSize()+1)))
 	var out bytes.Buffer
+	out.Grow(256)
 	selected := false
 	for atLineStart := true; ; {
 		line, err := br.ReadSlice('\n')

@@ -1,6 +1,9 @@
 package message
 
-import "strings"
+import (
+	"io"
+	"strings"
+)
 
 // Limits of Parse.
 const (
@@ -8,6 +11,10 @@ const (
 	MaxDepth = 64
 	// MaxParts bounds the number of parts of one message.
 	MaxParts = 10000
+	// MaxHeaderBlock bounds the message header block a Structure keeps
+	// (HeaderBlock): headers up to this size are served from the cache
+	// record, larger ones from the file.
+	MaxHeaderBlock = 8 << 10
 )
 
 // Span is a range of the message file: Start and End are file offsets;
@@ -90,7 +97,40 @@ type Structure struct {
 
 	marks []mark
 	parts int
+	// header is the file's octets [0, Root.Header.End) when that is at
+	// most MaxHeaderBlock, else nil.
+	header []byte
+	// headerOnly marks a Structure from ParseHeader: Root has its header,
+	// Envelope and Content-* fields, nothing of its body.
+	headerOnly bool
 }
+
+// HeaderOnly reports a Structure made by ParseHeader, which knows the
+// message's header but not its body: BODYSTRUCTURE, Part and the BINARY
+// methods need Complete first; Open completes it by itself.
+func (s *Structure) HeaderOnly() bool { return s.headerOnly }
+
+// Complete makes a header-only Structure whole by parsing the message
+// file through ra; it does nothing to one that is whole.
+func (s *Structure) Complete(ra io.ReaderAt) error {
+	if !s.headerOnly {
+		return nil
+	}
+	full, err := Parse(io.NewSectionReader(ra, 0, s.Size))
+	if err != nil {
+		return err
+	}
+	if full.Size != s.Size {
+		return ErrFileChanged
+	}
+	*s = *full
+	return nil
+}
+
+// HeaderBlock returns the message's header block as the file has it, the
+// blank line after it included, or nil when it was longer than
+// MaxHeaderBlock. Sections within it are served without the file.
+func (s *Structure) HeaderBlock() []byte { return s.header }
 
 // Envelope returns the message's ENVELOPE fields.
 func (s *Structure) Envelope() *Envelope { return s.Root.Envelope }

@@ -505,6 +505,11 @@ func (r *Reader) partial() (*Partial, error) {
 // LF is taken as a line end too: it harms nothing in IMAP and some
 // clients send it.
 func (r *Reader) readLine() error {
+	if cap(r.buf) > keepLineBuffer {
+		// A long line came before: let its buffer go rather than keep
+		// it for the life of the connection.
+		r.buf = nil
+	}
 	r.buf = r.buf[:0]
 	for {
 		frag, err := r.br.ReadSlice('\n')
@@ -539,6 +544,10 @@ func (r *Reader) addSize(n int64) error {
 	r.size += int(n)
 	return nil
 }
+
+// keepLineBuffer is the largest line buffer kept from one line to the
+// next; most command lines are far shorter.
+const keepLineBuffer = 4 << 10
 
 // tailKeep is how much of a discarded line is kept: enough for a literal
 // header "~{" 20 digits "+}".

@@ -432,3 +432,24 @@ func TestUTF8Quoted(t *testing.T) {
 		t.Fatal("invalid UTF-8 accepted")
 	}
 }
+
+// TestLineBufferReleased: a long command line does not leave its buffer
+// with the Reader for the rest of the connection; the command it carried
+// is intact.
+func TestLineBufferReleased(t *testing.T) {
+	long := "a SEARCH SUBJECT " + strings.Repeat("x", 3*keepLineBuffer)
+	s := newSession(long+"\r\nb NOOP\r\n", Options{})
+	c, err := s.r.ReadCommand()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := dump(c.Args); got != "SUBJECT "+strings.Repeat("x", 3*keepLineBuffer) {
+		t.Fatalf("long command: args %.40q...", got)
+	}
+	if _, err := s.r.ReadCommand(); err != nil {
+		t.Fatal(err)
+	}
+	if cap(s.r.buf) > keepLineBuffer {
+		t.Fatalf("line buffer of %d octets kept after a short line", cap(s.r.buf))
+	}
+}

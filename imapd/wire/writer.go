@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -15,9 +16,18 @@ import (
 // the element methods write nothing once one failed, and Flush reports
 // the first error. It is not safe for concurrent use.
 type Writer struct {
-	bw   *bufio.Writer
+	bw   *bufio.Writer // nil while a pooled Writer holds no buffer
+	dst  io.Writer     // where a pooled Writer's buffer writes; nil if not pooled
 	utf8 bool
 }
+
+// PoolBufferSize is the buffer size of a pooled Writer.
+const PoolBufferSize = 32 << 10
+
+// writerPool holds the buffers of pooled Writers while they hold none: a
+// server with many connections waiting for their next command (or in
+// IDLE) needs buffers only for those it is answering.
+var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, PoolBufferSize) }}
 
 // NewWriter returns a Writer on w, buffered unless w already is a
 // *bufio.Writer.
@@ -29,12 +39,43 @@ func NewWriter(w io.Writer) *Writer {
 	return &Writer{bw: bw}
 }
 
+// NewPooledWriter returns a Writer on w that takes a PoolBufferSize
+// buffer from a pool when it writes and gives it back on Release.
+func NewPooledWriter(w io.Writer) *Writer {
+	return &Writer{dst: w}
+}
+
+// buf returns the buffer, taking one from the pool if needed.
+func (w *Writer) buf() *bufio.Writer {
+	if w.bw == nil {
+		w.bw = writerPool.Get().(*bufio.Writer)
+		w.bw.Reset(w.dst)
+	}
+	return w.bw
+}
+
+// Release gives a pooled Writer's buffer back to the pool when nothing is
+// buffered and no write failed (a failed Writer keeps its sticky error).
+// Call it after Flush, before waiting for the client; the next write takes
+// a buffer again.
+func (w *Writer) Release() {
+	if w.dst == nil || w.bw == nil || w.bw.Buffered() > 0 || w.bw.Flush() != nil {
+		return
+	}
+	w.bw.Reset(nil)
+	writerPool.Put(w.bw)
+	w.bw = nil
+}
+
 // SetUTF8 allows UTF-8 in quoted strings, once the client has enabled
 // UTF8=ACCEPT (RFC 6855 §3) or IMAP4rev2 (RFC 9051 §4.3).
 func (w *Writer) SetUTF8(on bool) { w.utf8 = on }
 
 // Flush sends what is buffered.
 func (w *Writer) Flush() error {
+	if w.bw == nil {
+		return nil
+	}
 	if err := w.bw.Flush(); err != nil {
 		return fmt.Errorf("wire: writing response: %w", err)
 	}
@@ -42,19 +83,19 @@ func (w *Writer) Flush() error {
 }
 
 // Untagged starts an untagged response: "* ".
-func (w *Writer) Untagged() { w.bw.WriteString("* ") }
+func (w *Writer) Untagged() { w.buf().WriteString("* ") }
 
 // SP writes a space.
-func (w *Writer) SP() { w.bw.WriteByte(' ') }
+func (w *Writer) SP() { w.buf().WriteByte(' ') }
 
 // CRLF ends a response line.
-func (w *Writer) CRLF() { w.bw.WriteString("\r\n") }
+func (w *Writer) CRLF() { w.buf().WriteString("\r\n") }
 
 // Atom writes s as an atom when it is one and as a string otherwise, so
 // no input can break the grammar.
 func (w *Writer) Atom(s string) {
 	if isAtom(s) {
-		w.bw.WriteString(s)
+		w.buf().WriteString(s)
 		return
 	}
 	w.String(s)
@@ -63,15 +104,15 @@ func (w *Writer) Atom(s string) {
 // Number writes a decimal number.
 func (w *Writer) Number(n uint64) {
 	var b [20]byte
-	w.bw.Write(strconv.AppendUint(b[:0], n, 10))
+	w.buf().Write(strconv.AppendUint(b[:0], n, 10))
 }
 
 // NIL writes NIL.
-func (w *Writer) NIL() { w.bw.WriteString("NIL") }
+func (w *Writer) NIL() { w.buf().WriteString("NIL") }
 
 // OpenList and CloseList write "(" and ")".
-func (w *Writer) OpenList()  { w.bw.WriteByte('(') }
-func (w *Writer) CloseList() { w.bw.WriteByte(')') }
+func (w *Writer) OpenList()  { w.buf().WriteByte('(') }
+func (w *Writer) CloseList() { w.buf().WriteByte(')') }
 
 // String writes s as a quoted string when the grammar allows (no NUL, CR,
 // LF, and 8-bit only as valid UTF-8 with UTF-8 enabled), and as a literal
@@ -82,15 +123,15 @@ func (w *Writer) String(s string) {
 		w.quoted(s)
 		return
 	}
-	w.bw.WriteByte('{')
+	w.buf().WriteByte('{')
 	w.Number(uint64(len(s)))
-	w.bw.WriteString("}\r\n")
+	w.buf().WriteString("}\r\n")
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c == 0 {
 			c = ' '
 		}
-		w.bw.WriteByte(c)
+		w.buf().WriteByte(c)
 	}
 }
 
@@ -98,7 +139,7 @@ func (w *Writer) String(s string) {
 // read back as nil), else as a string.
 func (w *Writer) AString(s string) {
 	if isAtom(s) && !strings.EqualFold(s, "NIL") {
-		w.bw.WriteString(s)
+		w.buf().WriteString(s)
 		return
 	}
 	w.String(s)
@@ -127,14 +168,14 @@ func (w *Writer) quotable(s string) bool {
 }
 
 func (w *Writer) quoted(s string) {
-	w.bw.WriteByte('"')
+	w.buf().WriteByte('"')
 	for i := 0; i < len(s); i++ {
 		if s[i] == '"' || s[i] == '\\' {
-			w.bw.WriteByte('\\')
+			w.buf().WriteByte('\\')
 		}
-		w.bw.WriteByte(s[i])
+		w.buf().WriteByte(s[i])
 	}
-	w.bw.WriteByte('"')
+	w.buf().WriteByte('"')
 }
 
 // Literal writes "{size}" CRLF and exactly size octets from r, streaming
@@ -147,10 +188,10 @@ func (w *Writer) Literal(size int64, r io.Reader) error { return w.literal("{", 
 func (w *Writer) Literal8(size int64, r io.Reader) error { return w.literal("~{", size, r) }
 
 func (w *Writer) literal(open string, size int64, r io.Reader) error {
-	w.bw.WriteString(open)
+	w.buf().WriteString(open)
 	w.Number(uint64(size))
-	w.bw.WriteString("}\r\n")
-	n, err := io.CopyN(w.bw, r, size)
+	w.buf().WriteString("}\r\n")
+	n, err := io.CopyN(w.buf(), r, size)
 	if err != nil {
 		return fmt.Errorf("wire: literal of %d octets ended after %d: %w", size, n, err)
 	}
@@ -171,7 +212,7 @@ func (w *Writer) Flags(flags []string) {
 			w.SP()
 		}
 		first = false
-		w.bw.WriteString(CanonicalFlag(f))
+		w.buf().WriteString(CanonicalFlag(f))
 	}
 	w.CloseList()
 }
@@ -190,9 +231,9 @@ func (w *Writer) Status(tag, status, code, text string) {
 	if tag == "" {
 		tag = "*"
 	}
-	w.bw.WriteString(tag)
+	w.buf().WriteString(tag)
 	w.SP()
-	w.bw.WriteString(status)
+	w.buf().WriteString(status)
 	w.SP()
 	w.respText(code, text)
 	w.CRLF()
@@ -201,8 +242,8 @@ func (w *Writer) Status(tag, status, code, text string) {
 // Continue writes a continuation request "+ text" and flushes it, as the
 // client is waiting for it (RFC 9051 §7.5).
 func (w *Writer) Continue(text string) error {
-	w.bw.WriteString("+ ")
-	w.bw.WriteString(w.cleanText(text))
+	w.buf().WriteString("+ ")
+	w.buf().WriteString(w.cleanText(text))
 	w.CRLF()
 	return w.Flush()
 }
@@ -212,8 +253,8 @@ func (w *Writer) Continue(text string) error {
 // empty challenge "+ " that AUTHENTICATE PLAIN sends: base64 may be empty,
 // resp-text may not, so Continue cannot send it.
 func (w *Writer) Challenge(data []byte) error {
-	w.bw.WriteString("+ ")
-	w.bw.WriteString(base64.StdEncoding.EncodeToString(data))
+	w.buf().WriteString("+ ")
+	w.buf().WriteString(base64.StdEncoding.EncodeToString(data))
 	w.CRLF()
 	return w.Flush()
 }
@@ -222,7 +263,7 @@ func (w *Writer) Challenge(data []byte) error {
 // from the grammar and the element methods do not cover, such as a FETCH
 // item name with its section, "BODY[HEADER.FIELDS (FROM)]<0>"; never for
 // client or message data.
-func (w *Writer) Raw(s string) { w.bw.WriteString(s) }
+func (w *Writer) Raw(s string) { w.buf().WriteString(s) }
 
 // WriteError answers a protocol error: "tag BAD [code] text", or "* BAD"
 // when the tag is unknown. When e.Fatal the session then sends BYE and
@@ -234,16 +275,16 @@ func (w *Writer) WriteError(e *Error) {
 // respText writes resp-text = ["[" resp-text-code "]" SP] text.
 func (w *Writer) respText(code, text string) {
 	if code != "" {
-		w.bw.WriteByte('[')
-		w.bw.WriteString(cleanCode(code))
-		w.bw.WriteString("] ")
+		w.buf().WriteByte('[')
+		w.buf().WriteString(cleanCode(code))
+		w.buf().WriteString("] ")
 	}
 	text = w.cleanText(text)
 	if code == "" && strings.HasPrefix(text, "[") {
 		// A leading "[" would be read as a response code.
 		text = " " + text[1:]
 	}
-	w.bw.WriteString(text)
+	w.buf().WriteString(text)
 }
 
 // cleanText makes s valid "text": RFC 3501 requires at least one

@@ -162,3 +162,51 @@ func TestWriterStickyError(t *testing.T) {
 type errWriter struct{ err error }
 
 func (e errWriter) Write([]byte) (int, error) { return 0, e.err }
+
+// failingWriter fails every write.
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("broken pipe") }
+
+// TestPooledWriter: a pooled Writer holds a buffer only between its first
+// write and Release; Release keeps unsent data and a sticky error.
+func TestPooledWriter(t *testing.T) {
+	var out bytes.Buffer
+	w := NewPooledWriter(&out)
+	if w.bw != nil {
+		t.Fatal("new pooled writer holds a buffer")
+	}
+	w.Release() // nothing held: a no-op
+	w.Status("a", "OK", "", "one")
+	w.Release() // unsent data: keeps the buffer
+	if w.bw == nil {
+		t.Fatal("Release dropped unsent data")
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	w.Release()
+	if w.bw != nil {
+		t.Fatal("flushed writer kept its buffer after Release")
+	}
+	w.Status("b", "OK", "", "two")
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := out.String(), "a OK one\r\nb OK two\r\n"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+
+	f := NewPooledWriter(failingWriter{})
+	f.Status("c", "OK", "", "lost")
+	if err := f.Flush(); err == nil {
+		t.Fatal("flush to a failing writer succeeded")
+	}
+	f.Release()
+	if f.bw == nil {
+		t.Fatal("Release dropped a failed writer's sticky error")
+	}
+	if err := f.Flush(); err == nil {
+		t.Fatal("the error is not sticky")
+	}
+}

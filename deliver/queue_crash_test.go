@@ -19,13 +19,13 @@ import (
 // crashDaemon is deliver --queue as a child process.
 type crashDaemon struct {
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *testutil.SyncBuffer
 	exited chan error
 }
 
 func startDaemon(t *testing.T, bin, conf string) *crashDaemon {
 	t.Helper()
-	d := &crashDaemon{stderr: &syncBuffer{}, exited: make(chan error, 1)}
+	d := &crashDaemon{stderr: &testutil.SyncBuffer{}, exited: make(chan error, 1)}
 	d.cmd = exec.Command(bin, "--config", conf, "--queue")
 	d.cmd.Stderr = d.stderr
 	if err := d.cmd.Start(); err != nil {

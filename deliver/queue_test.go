@@ -24,33 +24,16 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"mailroom/internal/testutil"
 	"mailroom/spool"
 )
-
-// syncBuffer is a log sink the daemon's goroutines share with the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // queueEnv is a running in-process queue daemon over mdaEnv's tables.
 type queueEnv struct {
 	*mdaEnv
 	sp    *spool.Spool
 	q     *Queue
-	logs  *syncBuffer
+	logs  *testutil.SyncBuffer
 	tick  chan struct{} // signalled after every task
 	tasks atomic.Int64  // tasks finished
 	stop  context.CancelFunc
@@ -73,7 +56,7 @@ func newQueueEnv(t *testing.T) *queueEnv {
 	e.cfg.Deliver.MaxBackoff = 200 * time.Millisecond
 	e.cfg.Deliver.QueueLifetime = time.Hour
 	e.cfg.Deliver.DelayWarning = 0
-	return &queueEnv{mdaEnv: e, sp: sp, logs: &syncBuffer{}, tick: make(chan struct{}, 1)}
+	return &queueEnv{mdaEnv: e, sp: sp, logs: &testutil.SyncBuffer{}, tick: make(chan struct{}, 1)}
 }
 
 func (qe *queueEnv) start(remote RemoteTransport) {

@@ -18,6 +18,7 @@ import (
 
 	"mailroom/internal/account"
 	"mailroom/internal/account/accounttest"
+	"mailroom/internal/testutil"
 	"mailroom/internal/tlsconf"
 	"mailroom/maildir"
 )
@@ -34,28 +35,10 @@ type testEnv struct {
 	addr     string // plain (STLS) listener
 	tlsAddr  string // implicit TLS listener
 	roots    *x509.CertPool
-	logs     *syncBuffer
+	logs     *testutil.SyncBuffer
 
 	mu    sync.Mutex
 	users *account.DB
-}
-
-// syncBuffer collects log output from concurrent sessions.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // newTestEnv starts a server with TLS on two loopback listeners. configure
@@ -65,7 +48,7 @@ func newTestEnv(t testing.TB, configure func(*Server)) *testEnv {
 	t.Helper()
 	accounttest.CheapHashes(t)
 	dir := t.TempDir()
-	e := &testEnv{t: t, mailRoot: filepath.Join(dir, "mail"), passwd: filepath.Join(dir, "passwd"), logs: &syncBuffer{}}
+	e := &testEnv{t: t, mailRoot: filepath.Join(dir, "mail"), passwd: filepath.Join(dir, "passwd"), logs: &testutil.SyncBuffer{}}
 	if err := os.Mkdir(e.mailRoot, 0o700); err != nil {
 		t.Fatal(err)
 	}

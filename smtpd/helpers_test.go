@@ -16,7 +16,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +23,7 @@ import (
 	"mailroom/internal/account/accounttest"
 	"mailroom/internal/config"
 	"mailroom/internal/listen"
+	"mailroom/internal/testutil"
 	"mailroom/internal/tlsconf"
 	"mailroom/spool"
 )
@@ -46,27 +46,9 @@ type env struct {
 	srv     *Server
 	addrs   map[string]string // service → address
 	roots   *x509.CertPool
-	logs    *syncBuffer
+	logs    *testutil.SyncBuffer
 	served  chan error
 	stopped bool
-}
-
-// syncBuffer is a log destination safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // testConfig writes the tables and returns a configuration for them.
@@ -120,7 +102,7 @@ func testConfig(t testing.TB) *config.Config {
 // (submissions only with a certificate).
 func startServer(t testing.TB, cfg *config.Config) *env {
 	t.Helper()
-	e := &env{t: t, cfg: cfg, addrs: map[string]string{}, logs: &syncBuffer{}, served: make(chan error, 1)}
+	e := &env{t: t, cfg: cfg, addrs: map[string]string{}, logs: &testutil.SyncBuffer{}, served: make(chan error, 1)}
 	tables, err := LoadTables(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -61,7 +61,7 @@ func TestProgram(t *testing.T) {
 	if out, err := check.CombinedOutput(); err != nil {
 		t.Fatalf("--check-config: %v\n%s", err, out)
 	}
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	cmd := exec.Command(bin, "--config", confPath, "--listen", "smtp="+addr)
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"mailroom/deliver"
+	"mailroom/internal/testutil"
 	"mailroom/internal/tlsconf"
 	"mailroom/spool"
 )
@@ -373,7 +374,7 @@ func ips(s ...string) []net.IPAddr {
 type harness struct {
 	tr     *Transport
 	res    *fakeResolver
-	logs   *syncBuffer
+	logs   *testutil.SyncBuffer
 	mu     sync.Mutex
 	routes map[string]string
 	dialed []string
@@ -382,7 +383,7 @@ type harness struct {
 func newHarness(t *testing.T, opts Options) *harness {
 	t.Helper()
 	h := &harness{res: &fakeResolver{mx: map[string][]*net.MX{}, ip: map[string][]net.IPAddr{}, errMX: map[string]error{}},
-		logs: &syncBuffer{}, routes: map[string]string{}}
+		logs: &testutil.SyncBuffer{}, routes: map[string]string{}}
 	if opts.Hostname == "" {
 		opts.Hostname = "client.test"
 	}
@@ -423,23 +424,6 @@ func (h *harness) dials() []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return append([]string(nil), h.dialed...)
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 const testBody = "From: a@sender.test\r\nTo: b@example.net\r\nSubject: test\r\n\r\nHello.\r\n.leading dot\r\n"

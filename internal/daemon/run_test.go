@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -25,24 +24,6 @@ import (
 
 // ioLimit bounds every wait of these tests.
 const ioLimit = 10 * time.Second
-
-// syncBuffer is a log written by the daemon while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 // fakeServer greets with the hostname of the configuration the session
 // started with, answers "host" with it again, "QUIT" with "bye" and the
@@ -128,7 +109,7 @@ type harness struct {
 	t      *testing.T
 	dir    string
 	conf   string
-	logs   *syncBuffer
+	logs   *testutil.SyncBuffer
 	srv    *fakeServer
 	plain  string // address of the plain service
 	cancel context.CancelFunc
@@ -150,7 +131,7 @@ func (h *harness) writeConfig(main, extra string) {
 
 func startHarness(t *testing.T, main, extra string, timeout time.Duration) *harness {
 	t.Helper()
-	h := &harness{t: t, dir: t.TempDir(), logs: &syncBuffer{}, done: make(chan error, 1)}
+	h := &harness{t: t, dir: t.TempDir(), logs: &testutil.SyncBuffer{}, done: make(chan error, 1)}
 	h.conf = filepath.Join(h.dir, "mailroom.conf")
 	if err := os.WriteFile(filepath.Join(h.dir, "passwd"), nil, 0o600); err != nil {
 		t.Fatal(err)

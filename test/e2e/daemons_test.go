@@ -11,7 +11,6 @@ package e2e
 // and printed when the test fails; every process is stopped in t.Cleanup.
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -21,7 +20,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -33,31 +31,12 @@ import (
 // daemonWait bounds every wait for a daemon to start, stop or deliver.
 const daemonWait = 30 * time.Second
 
-// lockedBuffer is a daemon's log, written by os/exec's copier while the
-// test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // daemon is one running program.
 type daemon struct {
 	t    *testing.T
 	name string
 	cmd  *exec.Cmd
-	log  *lockedBuffer
+	log  *testutil.SyncBuffer
 	done chan struct{} // closed when the process has been waited for
 	err  error         // Wait's result, valid after done
 	// termKills: the program does not catch SIGTERM (a launcher such as
@@ -70,7 +49,7 @@ type daemon struct {
 // end of the test.
 func startDaemon(t *testing.T, name, path string, env []string, args ...string) *daemon {
 	t.Helper()
-	d := &daemon{t: t, name: name, log: &lockedBuffer{}, done: make(chan struct{})}
+	d := &daemon{t: t, name: name, log: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	d.cmd = exec.Command(path, args...)
 	d.cmd.Env = append(os.Environ(), env...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log

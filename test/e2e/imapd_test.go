@@ -247,7 +247,7 @@ func TestImapdImaplib(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), processTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, python, "-c", imaplibScript, host, plainPort, tlsPort, s.cert, imapUser, imapPass)
-	var stderr lockedBuffer
+	var stderr testutil.SyncBuffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -625,7 +625,7 @@ set index_format="IDX %%s"
 		t.Fatal(err)
 	}
 	defer stdin.Close()
-	var screen lockedBuffer
+	var screen testutil.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &screen, &screen
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("mutt: %v\nscreen:\n%s", err, screen.String())

@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"mailroom/internal/config"
+	"mailroom/internal/testutil"
 )
 
 // makeTimeout bounds one make install (a build included).
@@ -372,7 +373,7 @@ func inetdOnce(t *testing.T, program string, args ...string) (string, func() str
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := &lockedBuffer{}
+	log := &testutil.SyncBuffer{}
 	exited := make(chan error, 1)
 	go func() {
 		defer ln.Close()

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"mailroom/internal/fsx"
 )
 
@@ -306,6 +308,18 @@ func (m *Mailbox) SetFlagsMany(changes []FlagChange) error {
 	return firstErr
 }
 
+// renameFile is rename(2) for a message file. os.Rename first lstats the
+// new name, so that a directory is never renamed over an empty one: one
+// more system call per message, which a STORE of 1:* pays 100,000 times.
+// A message file is not a directory, and rename(2) itself refuses to put
+// a file over one (EISDIR).
+func renameFile(from, to string) error {
+	if err := unix.Rename(from, to); err != nil {
+		return &os.LinkError{Op: "rename", Old: from, New: to, Err: err}
+	}
+	return nil
+}
+
 // setFlagsLocked renames uid's file for f and k and returns the directory
 // it came from ("new" or "cur"), or "" when nothing had to change. The
 // caller syncs the directories.
@@ -326,7 +340,7 @@ func (m *Mailbox) setFlagsLocked(uid uint32, f Flags, k Keywords) (string, error
 			return "", nil
 		}
 		dst := filepath.Join(m.path, "cur", name)
-		err := os.Rename(msg.Path, dst)
+		err := renameFile(msg.Path, dst)
 		if err == nil {
 			from := msg.Dir
 			m.msgs[i].Name, m.msgs[i].Dir, m.msgs[i].Path = n, "cur", dst

@@ -3,16 +3,13 @@ package imapd
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"log/slog"
-	"net"
 	"time"
 
 	"mailroom/internal/account"
 	"mailroom/internal/config"
 	"mailroom/internal/daemon"
 	"mailroom/internal/privs"
-	"mailroom/internal/tlsconf"
 )
 
 // Service names, as systemd's FileDescriptorName= and --listen name=ADDR
@@ -51,7 +48,7 @@ func Spec() *daemon.Spec {
 			{Key: "[imapd] max_connections", Field: func(c *config.Config) any { return &c.Imapd.MaxConnections }},
 			{Key: "[imapd] max_connections_per_client", Field: func(c *config.Config) any { return &c.Imapd.MaxConnectionsPerClient }},
 		},
-		Start:           start,
+		Start:           daemon.AccountStart(ServiceIMAPS, ErrServerClosed, newServer),
 		DropPrivileges:  func(c *config.Config) error { return privs.DropToMail(c.MailRoot, c.Smtpd.User) },
 		ShutdownTimeout: ShutdownTimeout,
 	}
@@ -65,52 +62,14 @@ func Run(ctx context.Context, cfg *config.Config, opts daemon.Options) error {
 // ErrRoot is returned by Run when it would have to serve as root.
 var ErrRoot = privs.ErrRoot
 
-// program is a Server as internal/daemon drives it.
-type program struct {
-	srv *Server
-	log *slog.Logger
+// newServer is the server internal/daemon drives.
+func newServer(cfg *config.Config, db *account.DB, tlsConfig func() *tls.Config, log *slog.Logger) daemon.AccountServer {
+	return NewServer(cfg, usersOf(db), tlsConfig, log)
 }
 
-// start reads the passwd file (before privileges drop: it may be root's
-// alone) and builds the server.
-func start(cfg *config.Config, store *tlsconf.Store, log *slog.Logger) (daemon.Server, error) {
-	db, err := account.Load(cfg.PasswdFile, cfg.MailRoot)
-	if err != nil {
-		return nil, err
-	}
-	return &program{srv: NewServer(cfg, usersOf(db), tlsOf(store), log), log: log}, nil
-}
-
-func (p *program) ServeConn(c net.Conn, service string) {
-	p.srv.ServeConn(c, service == ServiceIMAPS)
-}
-
-// Reload reads the passwd file cfg names; new sessions get it, cfg's
-// settings and store's certificate.
-func (p *program) Reload(cfg *config.Config, store *tlsconf.Store) error {
-	db, err := account.Load(cfg.PasswdFile, cfg.MailRoot)
-	if err != nil {
-		p.log.Error("reload", "what", "tables", "file", cfg.PasswdFile, "err", err)
-		return err
-	}
-	p.srv.Apply(cfg, usersOf(db), tlsOf(store))
-	p.log.Info("reload", "what", "tables", "file", cfg.PasswdFile, "users", len(db.Users()))
-	return nil
-}
-
-func (p *program) Shutdown(ctx context.Context) error {
-	if err := p.srv.Shutdown(ctx); err != nil && !errors.Is(err, ErrServerClosed) {
-		return err
-	}
-	return nil
+// UseAccounts is Apply with the account table db (daemon.AccountServer).
+func (s *Server) UseAccounts(cfg *config.Config, db *account.DB, tlsConfig func() *tls.Config) {
+	s.Apply(cfg, usersOf(db), tlsConfig)
 }
 
 func usersOf(db *account.DB) func() Users { return func() Users { return db } }
-
-// tlsOf is the TLS configuration of store, nil without one.
-func tlsOf(store *tlsconf.Store) func() *tls.Config {
-	if store == nil {
-		return nil
-	}
-	return store.Config
-}

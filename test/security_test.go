@@ -417,6 +417,10 @@ func makeInstallFiles(root string) ([]installedFile, error) {
 		dest := strings.TrimPrefix(args[len(args)-1], stage)
 		for _, src := range args[:len(args)-1] {
 			matches, err := filepath.Glob(filepath.Join(root, src))
+			if err == nil && len(matches) == 0 && builtProgram(root, src) {
+				// make install builds bin/ first; a fresh clone has none yet.
+				matches = []string{filepath.Join(root, src)}
+			}
 			if err != nil || len(matches) == 0 {
 				return nil, fmt.Errorf("make -n install: %s matches nothing (%v)", src, err)
 			}
@@ -436,6 +440,17 @@ func makeInstallFiles(root string) ([]installedFile, error) {
 		return nil, fmt.Errorf("make -n install: no install -m lines")
 	}
 	return files, nil
+}
+
+// builtProgram reports whether src is bin/<name> for a program that
+// make build makes from cmd/<name>.
+func builtProgram(root, src string) bool {
+	dir, name := filepath.Split(src)
+	if dir != "bin/" {
+		return false
+	}
+	fi, err := os.Stat(filepath.Join(root, "cmd", name))
+	return err == nil && fi.IsDir()
 }
 
 // rowFor is the make install row for an installed path: an exact path, or

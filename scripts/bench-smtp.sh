@@ -252,7 +252,9 @@ main() {
 		echo "Postfix $(postconf -d -h mail_version 2>/dev/null) (Debian package, defaults, virtual(8) delivery);"
 		echo "mailroom smtpd + deliver --queue (CGO_ENABLED=0 build). $(nproc) CPUs, $(df -T "$work" | awk 'NR==2{print $2}'),"
 		echo "load1 at the end: $(cut -d' ' -f1 /proc/loadavg). Raw lines: bench/out/smtp.raw."
-		grep -q 'polled=1' "$raw" && echo "deliver had no inotify instance and polled the spool (1 s) in runs marked polled=1."
+		if grep -q 'polled=1' "$raw"; then
+			echo "deliver had no inotify instance and polled the spool (1 s) in runs marked polled=1."
+		fi
 	} | tee -a "$out/smtp.md"
 }
 

@@ -88,10 +88,15 @@
 // <maildir>/mailroom-textindex (package imapd/textindex): the words of
 // each message, per field, with their UIDs; a query's words name the
 // candidates and each candidate is then matched against its decoded text,
-// so the answer is exactly that of a scan. The first SEARCH with BODY or
-// TEXT in a mailbox indexes every message; each later one indexes only
-// the messages the index lacks. A damaged or foreign file is rebuilt, and
-// the index is never the only copy of anything.
+// so the answer is exactly that of a scan. With Server.TextIndexBackground
+// (text_index_background, on in mailroom.conf) SELECT and EXAMINE start
+// one background indexer per Maildir and process (textindex_bg.go): one
+// goroutine adds the messages the index lacks, yielding between them, and
+// stops at Shutdown or when a SEARCH arrives, which then indexes the
+// rest itself. Otherwise the first SEARCH with BODY or TEXT indexes every
+// message; each SEARCH indexes the messages the index lacks. A damaged or
+// foreign file is rebuilt, and the index is never the only copy of
+// anything.
 //
 // SEARCHRES (RFC 5182): SEARCH RETURN (SAVE) keeps its result, as UIDs,
 // for "$" in FETCH, STORE, COPY, MOVE, UID EXPUNGE and SEARCH; expunged

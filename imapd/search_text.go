@@ -2,8 +2,10 @@ package imapd
 
 import (
 	"errors"
+	"log/slog"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"mailroom/imapd/textindex"
 	"mailroom/imapd/wire"
@@ -14,8 +16,8 @@ import (
 // the index names the candidates, and each candidate is verified against
 // its decoded text, so the answer is exactly that of a scan. The index is
 // brought up to date at the start of every SEARCH that has such a key:
-// the first one indexes the whole mailbox, later ones only the messages
-// that arrived since. Messages the index cannot cover (a file that does
+// the first one indexes the whole mailbox (unless the background indexer
+// did), later ones only the messages that arrived since. Messages the index cannot cover (a file that does
 // not parse, an index that cannot be written) are scanned.
 type textSearch struct {
 	x    *textindex.Extractor
@@ -52,17 +54,19 @@ func (ss *session) prepareTextSearch(k wire.SearchKey) *textSearch {
 	uidValidity := v.mbox.UIDValidity()
 	v.mu.Unlock()
 	// One indexer per mailbox in this process: a second SEARCH waits
-	// for the first to finish indexing instead of doing it again.
-	mu := textIndexLock(v.path)
-	mu.Lock()
-	defer mu.Unlock()
+	// for the first to finish indexing instead of doing it again, and a
+	// background indexer (textindex_bg.go) stops at the next message and
+	// leaves the rest to this one, which indexes faster.
+	g := textIndexGateOf(v.path)
+	g.lockForeground()
+	defer g.mu.Unlock()
 	ix, err := textindex.Open(v.path, uidValidity)
 	if err != nil {
 		ss.log.Warn("text index unavailable, scanning", "mailbox", v.path, "err", err)
 		return ts
 	}
 	ts.ix = ix
-	ss.updateTextIndex(ts)
+	updateTextIndex(v, ix, ss.sel.uids, ss.log, foregroundPace)
 	if err := ts.lookup(); err != nil {
 		if textindex.IsDamaged(err) {
 			ss.log.Warn("text index damaged, starting over", "mailbox", v.path, "err", err)
@@ -78,11 +82,38 @@ func (ss *session) prepareTextSearch(k wire.SearchKey) *textSearch {
 	return ts
 }
 
-var textIndexLocks sync.Map // Maildir path → *sync.Mutex
+// textIndexGate serialises the indexing of one Maildir in this process:
+// SEARCHes and the background indexer hold mu while they update the
+// index.
+type textIndexGate struct {
+	mu sync.Mutex
+	// waiting counts the SEARCHes waiting for mu: the background indexer
+	// gives way to them.
+	waiting atomic.Int32
+	// background is set while a background indexer runs (or is about to):
+	// there is never more than one per Maildir.
+	background atomic.Bool
+	// started and indexed count background indexers and the messages
+	// they indexed (tests and logs).
+	started, indexed atomic.Int64
+	// afterMessage, when set (tests only), is called by the background
+	// indexer after each message.
+	afterMessage atomic.Pointer[func()]
+}
 
-func textIndexLock(path string) *sync.Mutex {
-	mu, _ := textIndexLocks.LoadOrStore(path, &sync.Mutex{})
-	return mu.(*sync.Mutex)
+var textIndexGates sync.Map // Maildir path → *textIndexGate
+
+func textIndexGateOf(path string) *textIndexGate {
+	g, _ := textIndexGates.LoadOrStore(path, &textIndexGate{})
+	return g.(*textIndexGate)
+}
+
+// lockForeground takes mu for a SEARCH, telling the background indexer
+// that someone waits.
+func (g *textIndexGate) lockForeground() {
+	g.waiting.Add(1)
+	g.mu.Lock()
+	g.waiting.Add(-1)
 }
 
 func collectTextKeys(k wire.SearchKey, into map[textKey]*textQuery) {
@@ -94,34 +125,55 @@ func collectTextKeys(k wire.SearchKey, into map[textKey]*textQuery) {
 	}
 }
 
-// updateTextIndex adds the session's messages the index lacks and
-// compacts it when many of its messages are gone.
-func (ss *session) updateTextIndex(ts *textSearch) {
-	v := ss.sel.view
-	if missing := ts.ix.Missing(ss.sel.uids); len(missing) > 0 {
-		ss.indexMessages(ts, missing)
+// indexPace says how an index update runs: in the foreground (a SEARCH
+// waits for it) with one reader per CPU, or in the background with one,
+// yielding between messages and ending early when stop says so.
+type indexPace struct {
+	background bool
+	stop       func() bool // nil: never
+}
+
+var foregroundPace = indexPace{}
+
+// updateTextIndex adds the messages of uids (ascending) the index lacks
+// and compacts it when many of its messages are gone. It returns how
+// many messages it read into the index and whether it stopped early.
+// Errors are logged: a message the index lacks is scanned.
+func updateTextIndex(v *view, ix *textindex.Index, uids []uint32, log *slog.Logger, pace indexPace) (int, bool) {
+	var n int
+	if missing := ix.Missing(uids); len(missing) > 0 {
+		var stopped bool
+		if pace.background {
+			n, stopped = indexInBackground(v, ix, missing, log, pace.stop)
+		} else {
+			n = indexMessages(v, ix, missing, log)
+		}
+		if stopped {
+			return n, true
+		}
 	}
 	live := func(uid uint32) bool {
 		v.mu.Lock()
 		defer v.mu.Unlock()
 		return v.index(uid) >= 0
 	}
-	if ts.ix.NeedsCompact(live) {
-		if err := ts.ix.Compact(live); err != nil {
-			ss.log.Warn("text index compaction", "mailbox", v.path, "err", err)
+	if ix.NeedsCompact(live) {
+		if err := ix.Compact(live); err != nil {
+			log.Warn("text index compaction", "mailbox", v.path, "err", err)
 		}
 	}
+	return n, false
 }
 
 // maxIndexWorkers bounds the goroutines that read messages for the index.
 const maxIndexWorkers = 4
 
-// indexMessages adds messages to the index. Reading, decoding and cutting
-// them into words is most of the work and runs on one goroutine per CPU;
-// one goroutine (this one) feeds the words to the Builder, which is not
-// safe for concurrent use. Documents circulate through a fixed pool, so
-// memory stays bounded.
-func (ss *session) indexMessages(ts *textSearch, uids []uint32) {
+// indexMessages adds messages to the index and returns how many it read.
+// Reading, decoding and cutting them into words is most of the work and
+// runs on one goroutine per CPU; one goroutine (this one) feeds the
+// words to the Builder, which is not safe for concurrent use. Documents
+// circulate through a fixed pool, so memory stays bounded.
+func indexMessages(v *view, ix *textindex.Index, uids []uint32, log *slog.Logger) int {
 	workers := max(1, min(runtime.GOMAXPROCS(0), maxIndexWorkers, len(uids)))
 	jobs := make(chan uint32)
 	docs := make(chan *textindex.Doc, workers)
@@ -135,14 +187,11 @@ func (ss *session) indexMessages(ts *textSearch, uids []uint32) {
 		go func() {
 			defer wg.Done()
 			x := textindex.NewExtractor()
+			rd := viewReader(v)
 			for uid := range jobs {
 				d := <-free
-				if err := ss.collectOne(x, d, uid); err != nil {
-					if !errors.Is(err, errExpunged) {
-						// The message stays uncovered and is scanned,
-						// which reports the error if it persists.
-						ss.log.Debug("text index: message not indexed", "uid", uid, "err", err)
-					}
+				if err := collectOne(rd, x, d, uid); err != nil {
+					logUnindexed(log, uid, err)
 					free <- d
 					continue
 				}
@@ -158,11 +207,13 @@ func (ss *session) indexMessages(ts *textSearch, uids []uint32) {
 		wg.Wait()
 		close(docs)
 	}()
-	b := ts.ix.NewBuilder(ts.x)
+	b := ix.NewBuilder(textindex.NewExtractor())
 	var addErr error
+	n := 0
 	for d := range docs {
 		if addErr == nil {
 			addErr = b.AddDoc(d)
+			n++
 		}
 		free <- d
 	}
@@ -170,17 +221,33 @@ func (ss *session) indexMessages(ts *textSearch, uids []uint32) {
 		addErr = b.Finish()
 	}
 	if addErr != nil {
-		ss.log.Warn("text index update", "mailbox", ss.sel.view.path, "err", addErr)
+		log.Warn("text index update", "mailbox", v.path, "err", addErr)
 	}
+	return n
+}
+
+// logUnindexed notes a message the index could not take: it stays
+// uncovered and is scanned, which reports the error if it persists.
+func logUnindexed(log *slog.Logger, uid uint32, err error) {
+	if !errors.Is(err, errExpunged) {
+		log.Debug("text index: message not indexed", "uid", uid, "err", err)
+	}
+}
+
+// viewReader is a stand-in session through which an indexer reads the
+// messages of v: fetchedMsg reaches the mailbox, the structure cache and
+// the resync through its session's selected view, and nothing else of it.
+func viewReader(v *view) *session {
+	return &session{sel: &selected{view: v}}
 }
 
 // collectOne reads one message's words into d; it runs on an indexing
 // goroutine and touches only what is safe for concurrent use (the
 // engine's mailbox, the structure cache).
-func (ss *session) collectOne(x *textindex.Extractor, d *textindex.Doc, uid uint32) error {
+func collectOne(rd *session, x *textindex.Extractor, d *textindex.Doc, uid uint32) error {
 	// The whole structure at once: a header-only one from the cache
 	// would be completed by a second parse anyway.
-	fm := &fetchedMsg{ss: ss, uid: uid}
+	fm := &fetchedMsg{ss: rd, uid: uid}
 	defer fm.close()
 	st, err := fm.complete()
 	if err != nil {

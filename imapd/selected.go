@@ -96,6 +96,7 @@ func (ss *session) cmdSelect(c *wire.Command) error {
 		ss.w.CRLF()
 	}
 	ss.log.Info("select", "mailbox", folder, "messages", len(sel.uids), "read_only", sel.readOnly)
+	ss.startTextIndexer(v, len(sel.uids))
 	if sel.readOnly {
 		return okCode("READ-ONLY", c.Name+" completed")
 	}

@@ -86,6 +86,10 @@ type Server struct {
 	AppendLimit             int64         // 0 = DefaultAppendLimit
 	MaxConnectionsPerUser   int           // logged-in sessions per user; 0 = DefaultMaxConnectionsPerUser
 	Logger                  *slog.Logger  // nil = discard
+	// TextIndexBackground indexes a mailbox's text for SEARCH BODY and
+	// TEXT in the background after SELECT and EXAMINE (textindex_bg.go);
+	// off, the first such SEARCH does it. mailroom.conf turns it on.
+	TextIndexBackground bool
 
 	// DefaultQuota is the quota of a user without a quota rule of their
 	// own ([deliver] quota and quota_messages, as deliver enforces it);
@@ -133,6 +137,7 @@ func (s *Server) configure(cfg *config.Config, users func() Users, tlsConfig fun
 	s.MaxBad = clampInt(cfg.Imapd.MaxErrors)
 	s.MaxAuthFailures = clampInt(cfg.Imapd.MaxAuthFailures)
 	s.AppendLimit = cfg.Imapd.AppendLimit
+	s.TextIndexBackground = cfg.Imapd.TextIndexBackground
 	s.DefaultQuota = maildir.Quota{Bytes: cfg.Deliver.Quota, Messages: cfg.Deliver.QuotaMessages}
 }
 
@@ -170,6 +175,7 @@ func (s *Server) clone() *Server {
 		AppendLimit:             s.AppendLimit,
 		MaxConnectionsPerUser:   s.MaxConnectionsPerUser,
 		Logger:                  s.Logger,
+		TextIndexBackground:     s.TextIndexBackground,
 		DefaultQuota:            s.DefaultQuota,
 		shared:                  s.shared,
 	}

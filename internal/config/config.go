@@ -121,6 +121,7 @@ type ImapdConfig struct {
 	MaxErrors               int64         // max_errors: BAD replies in a row before BYE
 	AppendLimit             int64         // append_limit: largest APPEND (APPENDLIMIT)
 	MaxAuthFailures         int64         // max_auth_failures: failed logins before the connection is closed
+	TextIndexBackground     bool          // text_index_background: build the SEARCH BODY/TEXT index after SELECT
 }
 
 // Pop3dConfig is the [pop3d] section.

@@ -58,6 +58,7 @@ func TestDefault(t *testing.T) {
 			MaxErrors:               20,
 			AppendLimit:             50 << 20,
 			MaxAuthFailures:         5,
+			TextIndexBackground:     true,
 		},
 		Pop3d: Pop3dConfig{
 			ListenPOP3:              []string{":110"},
@@ -369,6 +370,7 @@ max_connections_per_client = 50
 max_errors = 20
 append_limit = 50M
 max_auth_failures = 5
+text_index_background = yes
 
 [pop3d]
 listen_pop3 = :110

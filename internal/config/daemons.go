@@ -37,6 +37,7 @@ var imapdKeys = []key{
 	countKey(sectionImapd, "max_errors", func(c *Config) *int64 { return &c.Imapd.MaxErrors }),
 	sizeKey(sectionImapd, "append_limit", func(c *Config) *int64 { return &c.Imapd.AppendLimit }),
 	countKey(sectionImapd, "max_auth_failures", func(c *Config) *int64 { return &c.Imapd.MaxAuthFailures }),
+	boolKey(sectionImapd, "text_index_background", func(c *Config) *bool { return &c.Imapd.TextIndexBackground }),
 }
 
 var pop3dKeys = []key{

@@ -147,6 +147,7 @@ func Default() *Config {
 			MaxErrors:               20,
 			AppendLimit:             50 << 20,
 			MaxAuthFailures:         5,
+			TextIndexBackground:     true,
 		},
 		Pop3d: Pop3dConfig{
 			ListenPOP3:              []string{":110"},

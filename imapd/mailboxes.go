@@ -53,14 +53,7 @@ func (ss *session) folderExists(folder string) (bool, error) {
 // cmdDelete is DELETE (RFC 9051 §6.3.5): the folder and its messages;
 // children stay.
 func (ss *session) cmdDelete(c *wire.Command) error {
-	if len(c.Args) != 1 {
-		return bad("DELETE needs a mailbox name")
-	}
-	name, err := wire.ParseMailbox(c.Args[0])
-	if err != nil {
-		return err
-	}
-	folder, err := ss.folderName(name)
+	folder, err := ss.folderArg(c)
 	if err != nil {
 		return err
 	}
@@ -121,14 +114,7 @@ func (ss *session) cmdRename(c *wire.Command) error {
 
 // cmdSubscribe is SUBSCRIBE and UNSUBSCRIBE (RFC 9051 §6.3.7, §6.3.8).
 func (ss *session) cmdSubscribe(c *wire.Command) error {
-	if len(c.Args) != 1 {
-		return bad("%s needs a mailbox name", c.Name)
-	}
-	name, err := wire.ParseMailbox(c.Args[0])
-	if err != nil {
-		return err
-	}
-	folder, err := ss.folderName(name)
+	folder, err := ss.folderArg(c)
 	if err != nil {
 		return err
 	}

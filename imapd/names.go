@@ -5,12 +5,26 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"mailroom/imapd/wire"
 	"mailroom/maildir"
 )
 
 // The hierarchy delimiter clients see (Maildir++ uses "." on disk too;
 // the engine's names use "/" between levels).
 const delimiter = "."
+
+// folderArg is the folder named by a command's one argument (DELETE,
+// SUBSCRIBE, GETQUOTAROOT ...), through folderName.
+func (ss *session) folderArg(c *wire.Command) (string, error) {
+	if len(c.Args) != 1 {
+		return "", bad("%s needs a mailbox name", c.Name)
+	}
+	name, err := wire.ParseMailbox(c.Args[0])
+	if err != nil {
+		return "", err
+	}
+	return ss.folderName(name)
+}
 
 // folderName maps a mailbox name as the client sent it to the engine's
 // folder name ("INBOX", or levels joined by "/"). It is the one gate

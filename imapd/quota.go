@@ -177,14 +177,7 @@ func (ss *session) writeQuota(q maildir.Quota) error {
 // user is under the root "", which exists only while a limit is set (a
 // QUOTA response must list at least one resource).
 func (ss *session) cmdGetQuotaRoot(c *wire.Command) error {
-	if len(c.Args) != 1 {
-		return bad("GETQUOTAROOT needs a mailbox name")
-	}
-	name, err := wire.ParseMailbox(c.Args[0])
-	if err != nil {
-		return err
-	}
-	folder, err := ss.folderName(name)
+	folder, err := ss.folderArg(c)
 	if err != nil {
 		return err
 	}

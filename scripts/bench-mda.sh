@@ -10,27 +10,13 @@
 # env: RUNS=3 N_SEQ=300 N_PAR=800 PAR=8 N_DISK=2000 MSG_SIZE=5120 BENCH_DIR=<scratch dir>
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/scripts/benchlib.sh"
 out=$top/bench/out
 RUNS=${RUNS:-3} N_SEQ=${N_SEQ:-300} N_PAR=${N_PAR:-800} PAR=${PAR:-8}
 N_DISK=${N_DISK:-2000} MSG_SIZE=${MSG_SIZE:-5120}
 LDA=/usr/lib/dovecot/dovecot-lda
 
-need_dovecot() {
-	[ -x "$LDA" ] && return 0
-	echo "bench: installing Debian's dovecot-core for dovecot-lda" >&2
-	local sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
-	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-core >/dev/null
-}
-
-# The deliveries run as an unprivileged user, as an MTA would run them; as
-# root that is nobody, otherwise the invoking user.
-run_as() {
-	if [ "$(id -u)" = 0 ]; then
-		uid=$(id -u nobody) gid=$(id -g nobody)
-	else
-		uid=$(id -u) gid=$(id -g)
-	fi
-}
+need_dovecot() { need_debian "$LDA" -- dovecot-core; }
 
 make_message() {
 	{

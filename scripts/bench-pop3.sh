@@ -27,46 +27,13 @@
 # env: RUNS=3 MSGS=10000 MEM_SESSIONS=50 SEED=1 BENCH_DIR=<scratch dir, kept>
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/scripts/benchlib.sh"
 out=$top/bench/out
 RUNS=${RUNS:-3} MSGS=${MSGS:-10000} MEM_SESSIONS=${MEM_SESSIONS:-50} SEED=${SEED:-1}
 DOVECOT=/usr/sbin/dovecot
 DOMAIN=bench.test PASS=benchpassword
 
-need_dovecot() {
-	[ -x "$DOVECOT" ] && [ -x /usr/lib/dovecot/pop3 ] && return 0
-	echo "bench: installing Debian's dovecot-pop3d" >&2
-	local sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
-	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-core dovecot-pop3d >/dev/null
-}
-
-# Mail is owned by nobody when we are root (pop3d drops to the owner of
-# mail_root; Dovecot's userdb says 65534), else by the invoking user.
-run_as() {
-	if [ "$(id -u)" = 0 ]; then
-		uid=$(id -u nobody) gid=$(id -g nobody)
-	else
-		uid=$(id -u) gid=$(id -g)
-	fi
-}
-
-# free_port: a loopback TCP port nobody listens on.
-free_port() {
-	local p
-	for ((p = 21000 + RANDOM % 20000; ; p++)); do
-		[ -z "$(ss -Htln "sport = :$p")" ] && { echo "$p"; return; }
-	done
-}
-
-# wait_port PORT: until something accepts there (10 s at most).
-wait_port() {
-	local i
-	for ((i = 0; i < 100; i++)); do
-		[ -n "$(ss -Htln "sport = :$1")" ] && return 0
-		sleep 0.1
-	done
-	echo "bench: nothing listens on port $1" >&2
-	return 1
-}
+need_dovecot() { need_debian "$DOVECOT" /usr/lib/dovecot/pop3 -- dovecot-core dovecot-pop3d; }
 
 setup() {
 	need_dovecot

@@ -37,42 +37,14 @@
 #      BENCH_DIR=<scratch dir, kept>  CONTENDERS="mailroom postfix"
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/scripts/benchlib.sh"
 out=$top/bench/out
 RUNS=${RUNS:-3} N=${N:-5000} MSG_SIZE=${MSG_SIZE:-5120}
 TIMEOUT=${TIMEOUT:-300s} QUEUE_USER=${QUEUE_USER:-nobody} CONTENDERS=${CONTENDERS:-"mailroom postfix"}
 POSTFIX=/usr/sbin/postfix SINK=/usr/sbin/smtp-sink SOURCE=/usr/sbin/smtp-source
 DOMAIN=bench.test REMOTE=remote.test RCPT=bench@remote.test
 
-need_root() {
-	[ "$(id -u)" = 0 ] && return 0
-	echo "bench: part remote needs root (submissions and the daemon run as nobody)" >&2
-	exit 2
-}
-
-need_postfix() {
-	[ -x "$POSTFIX" ] && [ -x "$SINK" ] && [ -x "$SOURCE" ] && return 0
-	echo "bench: installing Debian's postfix (smtp-sink, smtp-source)" >&2
-	env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postfix >/dev/null
-}
-
-# free_port: a loopback TCP port nobody listens on.
-free_port() {
-	local p
-	for ((p = 20000 + RANDOM % 20000; ; p++)); do
-		[ -z "$(ss -Htln "sport = :$p")" ] && { echo "$p"; return; }
-	done
-}
-
-# wait_port PORT: until something listens there (20 s at most).
-wait_port() {
-	local i
-	for ((i = 0; i < 200; i++)); do
-		[ -n "$(ss -Htln "sport = :$1")" ] && return 0
-		sleep 0.1
-	done
-	echo "bench: nothing listens on port $1" >&2
-	return 1
-}
+need_postfix() { need_debian "$POSTFIX" "$SINK" "$SOURCE" -- postfix; }
 
 make_message() {
 	{
@@ -249,7 +221,7 @@ report() {
 }
 
 main() {
-	need_root
+	need_root remote "submissions and the daemon run as nobody"
 	need_postfix
 	work=${BENCH_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/mailroom-bench-remote.XXXXXX")}
 	mkdir -p "$out" "$work/bin" "$work/trash"

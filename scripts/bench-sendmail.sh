@@ -30,23 +30,14 @@
 #      BENCH_DIR=<scratch dir, kept>  CONTENDERS="mailroom postfix"
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/scripts/benchlib.sh"
 out=$top/bench/out
 RUNS=${RUNS:-3} N=${N:-1000} PARS=${PARS:-"1 8"} MSG_SIZE=${MSG_SIZE:-5120}
 TIMEOUT=${TIMEOUT:-300s} CONTENDERS=${CONTENDERS:-"mailroom postfix"}
 POSTFIX=/usr/sbin/postfix PF_SENDMAIL=/usr/sbin/sendmail
 DOMAIN=bench.test RCPT=bench@bench.test
 
-need_root() {
-	[ "$(id -u)" = 0 ] && return 0
-	echo "bench: part sendmail needs root (submissions run as nobody; Postfix's -C needs a private mount namespace)" >&2
-	exit 2
-}
-
-need_postfix() {
-	[ -x "$POSTFIX" ] && [ -x /usr/sbin/postdrop ] && return 0
-	echo "bench: installing Debian's postfix" >&2
-	env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postfix >/dev/null
-}
+need_postfix() { need_debian "$POSTFIX" /usr/sbin/postdrop -- postfix; }
 
 make_message() {
 	{
@@ -199,7 +190,7 @@ report() {
 }
 
 main() {
-	need_root
+	need_root sendmail "submissions run as nobody; Postfix's -C needs a private mount namespace"
 	need_postfix
 	work=${BENCH_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/mailroom-bench-sendmail.XXXXXX")}
 	mkdir -p "$out" "$work/bin" "$work/trash"

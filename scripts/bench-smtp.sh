@@ -28,6 +28,7 @@
 #      BENCH_DIR=<scratch dir, kept>  CONTENDERS="mailroom postfix"  MR_USER
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/scripts/benchlib.sh"
 out=$top/bench/out
 RUNS=${RUNS:-3} N=${N:-5000} SIZES=${SIZES:-"5120 102400"} CONCS=${CONCS:-"1 10 50"}
 TIMEOUT=${TIMEOUT:-300s} CONTENDERS=${CONTENDERS:-"mailroom postfix"}
@@ -35,31 +36,7 @@ POSTFIX=/usr/sbin/postfix
 DOMAIN=bench.test RCPT=bench@bench.test
 MR_USER=${MR_USER:-$(getent passwd mail >/dev/null && echo mail || echo nobody)}
 
-need_postfix() {
-	[ -x "$POSTFIX" ] && [ -x /usr/lib/postfix/sbin/virtual ] && return 0
-	echo "bench: installing Debian's postfix" >&2
-	local sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
-	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postfix >/dev/null
-}
-
-# free_port: a loopback TCP port nobody listens on.
-free_port() {
-	local p
-	for ((p = 20000 + RANDOM % 20000; ; p++)); do
-		[ -z "$(ss -Htln "sport = :$p")" ] && { echo "$p"; return; }
-	done
-}
-
-# wait_port PORT: until something listens there (20 s at most).
-wait_port() {
-	local i
-	for ((i = 0; i < 200; i++)); do
-		[ -n "$(ss -Htln "sport = :$1")" ] && return 0
-		sleep 0.1
-	done
-	echo "bench: nothing listens on port $1" >&2
-	return 1
-}
+need_postfix() { need_debian "$POSTFIX" /usr/lib/postfix/sbin/virtual -- postfix; }
 
 # fresh_maildir DIR: move DIR's new/ and cur/ aside, make empty ones
 # owned like DIR.

@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -197,11 +196,7 @@ func treeMemory(pid int) (memory, error) {
 	if pid <= 0 {
 		return m, fmt.Errorf("pop3: -sessions needs -mem-pid")
 	}
-	pids, err := processTree(pid)
-	if err != nil {
-		return m, err
-	}
-	for _, p := range pids {
+	for p := range processTree(pid) {
 		roll, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", p))
 		if err != nil {
 			continue // exited meanwhile
@@ -217,51 +212,6 @@ func treeMemory(pid int) (memory, error) {
 	m.topHWM = kbField(status, "VmHWM:")
 	m.topRSS = kbField(status, "VmRSS:")
 	return m, nil
-}
-
-// processTree returns pid and every descendant, from the ppid field of
-// /proc/*/stat.
-func processTree(pid int) ([]int, error) {
-	dirs, err := filepath.Glob("/proc/[0-9]*")
-	if err != nil {
-		return nil, err
-	}
-	children := map[int][]int{}
-	for _, d := range dirs {
-		stat, err := os.ReadFile(d + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...: comm may hold spaces, so split after ")".
-		rest := stat[bytes.LastIndexByte(stat, ')')+1:]
-		f := strings.Fields(string(rest))
-		if len(f) < 2 {
-			continue
-		}
-		p, err1 := strconv.Atoi(filepath.Base(d))
-		pp, err2 := strconv.Atoi(f[1])
-		if err1 == nil && err2 == nil {
-			children[pp] = append(children[pp], p)
-		}
-	}
-	tree := []int{pid}
-	for i := 0; i < len(tree); i++ {
-		tree = append(tree, children[tree[i]]...)
-	}
-	return tree, nil
-}
-
-func kbField(text []byte, key string) int64 {
-	for _, line := range strings.Split(string(text), "\n") {
-		if rest, ok := strings.CutPrefix(line, key); ok {
-			f := strings.Fields(rest)
-			if len(f) > 0 {
-				v, _ := strconv.ParseInt(f[0], 10, 64)
-				return v
-			}
-		}
-	}
-	return 0
 }
 
 // popClient is a minimal POP3 client: one command, one reply.

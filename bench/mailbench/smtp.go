@@ -218,85 +218,12 @@ func smtpParsePIDs(s string) ([]int, error) {
 	return pids, nil
 }
 
-// smtpProcStat is what /proc/<pid>/stat says about CPU (in clock ticks) and
-// the parent.
-type smtpProcStat struct {
-	ppid int
-	cpu  int64 // utime+stime+cutime+cstime
-}
-
-func smtpReadStat(pid int) (smtpProcStat, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return smtpProcStat{}, err
-	}
-	// The command name is in parentheses and may hold spaces.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return smtpProcStat{}, fmt.Errorf("/proc/%d/stat: no ')'", pid)
-	}
-	f := strings.Fields(s[i+1:])
-	// f[0] is field 3 (state); ppid is field 4, utime..cstime 14..17.
-	if len(f) < 15 {
-		return smtpProcStat{}, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
-	}
-	var st smtpProcStat
-	if st.ppid, err = strconv.Atoi(f[1]); err != nil {
-		return smtpProcStat{}, err
-	}
-	for _, k := range f[11:15] {
-		v, err := strconv.ParseInt(k, 10, 64)
-		if err != nil {
-			return smtpProcStat{}, err
-		}
-		st.cpu += v
-	}
-	return st, nil
-}
-
-// smtpTree lists tops and all their living descendants with their stats.
-func smtpTree(tops []int) map[int]smtpProcStat {
-	all := map[int]smtpProcStat{}
-	ents, _ := os.ReadDir("/proc")
-	for _, de := range ents {
-		pid, err := strconv.Atoi(de.Name())
-		if err != nil {
-			continue
-		}
-		if st, err := smtpReadStat(pid); err == nil {
-			all[pid] = st
-		}
-	}
-	in := map[int]smtpProcStat{}
-	var add func(int)
-	add = func(p int) {
-		st, ok := all[p]
-		if !ok {
-			return
-		}
-		if _, seen := in[p]; seen {
-			return
-		}
-		in[p] = st
-		for c, cs := range all {
-			if cs.ppid == p {
-				add(c)
-			}
-		}
-	}
-	for _, p := range tops {
-		add(p)
-	}
-	return in
-}
-
 // smtpTreeCPU is the CPU time of the trees: every living process's own and
 // reaped children's time. A child that ends between two readings is
 // counted in its parent's cutime/cstime once reaped.
 func smtpTreeCPU(tops []int) (time.Duration, error) {
 	var ticks int64
-	for _, st := range smtpTree(tops) {
+	for _, st := range processTree(tops...) {
 		ticks += st.cpu
 	}
 	const clkTck = 100 // sysconf(_SC_CLK_TCK) on Linux
@@ -305,24 +232,13 @@ func smtpTreeCPU(tops []int) (time.Duration, error) {
 
 // smtpTreeMemory sums VmRSS and VmHWM (kB) over the trees.
 func smtpTreeMemory(tops []int) (rss, hwm int64) {
-	for pid := range smtpTree(tops) {
+	for pid := range processTree(tops...) {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 		if err != nil {
 			continue
 		}
-		for _, line := range strings.Split(string(b), "\n") {
-			k, v, ok := strings.Cut(line, ":")
-			if !ok {
-				continue
-			}
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			switch k {
-			case "VmRSS":
-				rss += kb
-			case "VmHWM":
-				hwm += kb
-			}
-		}
+		rss += kbField(b, "VmRSS:")
+		hwm += kbField(b, "VmHWM:")
 	}
 	return rss, hwm
 }

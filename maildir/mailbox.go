@@ -33,11 +33,17 @@ type Message struct {
 	// from the file name's ,S= and ,W= or the uidlist's S and W fields;
 	// -1 if neither says (the caller may stat Path).
 	Size, VSize int64
+	// ModSeq is the message's mod-sequence (RFC 7162): the modseq of the
+	// last change to its flags or keywords, by any process, or of its
+	// arrival. It is kept in mailroom-modseq (see modseq.go).
+	ModSeq uint64
 }
 
 // Changes lists what a Sync found changed since the previous Sync, other
 // than changes this Mailbox made itself (SetFlags, Expunge, MoveTo). Each
-// list is in ascending UID order.
+// list is in ascending UID order. FlagsChanged also lists messages whose
+// ModSeq moved because another process changed them, even when their flags
+// are back to what this Mailbox last saw.
 type Changes struct {
 	New          []uint32
 	Expunged     []uint32
@@ -64,6 +70,7 @@ type Mailbox struct {
 	pending Changes        // found by internal syncs, not yet returned
 	quick   syncQuickState // to skip a sync when nothing changed
 	opened  bool           // the first sync is done; later ones record Changes
+	ms      modseqState    // MODSEQs and \Recent (modseq.go)
 }
 
 // OpenMailbox opens the Maildir at path and syncs it once.
@@ -75,6 +82,7 @@ func OpenMailbox(path string) (*Mailbox, error) {
 		syncDisk: newSyncDisk(path),
 		kw:       keywordsFile{path: filepath.Join(path, KeywordsName)},
 	}
+	m.ms.file.path = filepath.Join(path, ModSeqName)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.syncLocked(); err != nil {
@@ -261,10 +269,21 @@ func (m *Mailbox) SetFlags(uid uint32, f Flags, k Keywords) error {
 	if err != nil || dir == "" {
 		return err
 	}
+	if setFlagsRenamedHook != nil {
+		setFlagsRenamedHook(uid)
+	}
+	if err := m.modseqFlagsLocked([]uint32{uid}); err != nil {
+		return err
+	}
 	// Destination first: once new/ forgets the name, cur/ must already
 	// hold it durably.
 	return mailboxSyncDirs(m.path, "cur", dir)
 }
+
+// setFlagsRenamedHook, when set (by tests), runs in SetFlags between the
+// rename and the modseq record: the window in which another Mailbox's
+// conditional store must not take the message for unchanged.
+var setFlagsRenamedHook func(uid uint32)
 
 // FlagChange is one message's new flags and keywords, for SetFlagsMany.
 type FlagChange struct {
@@ -283,6 +302,7 @@ func (m *Mailbox) SetFlagsMany(changes []FlagChange) error {
 	defer m.mu.Unlock()
 	touched := map[string]bool{}
 	var firstErr error
+	var changed []uint32
 	for _, c := range changes {
 		dir, err := m.setFlagsLocked(c.UID, c.Flags, c.Keywords)
 		if errors.Is(err, ErrExpunged) {
@@ -294,7 +314,13 @@ func (m *Mailbox) SetFlagsMany(changes []FlagChange) error {
 		}
 		if dir != "" {
 			touched[dir] = true
+			changed = append(changed, c.UID)
 		}
+	}
+	// The modseq records are written and fsync'd before the directories,
+	// so both are durable when the caller answers OK.
+	if err := m.modseqFlagsLocked(changed); err != nil && firstErr == nil {
+		firstErr = err
 	}
 	if len(touched) > 0 {
 		dirs := []string{"cur"}
@@ -306,6 +332,58 @@ func (m *Mailbox) SetFlagsMany(changes []FlagChange) error {
 		}
 	}
 	return firstErr
+}
+
+// SetFlagsManyIf is SetFlagsMany with RFC 7162 §3.1.3's UNCHANGEDSINCE,
+// made exact across processes: under the flock of mailroom-modseq, in the
+// critical section that assigns the new modseq, each message's modseq is
+// checked against the log (which holds every other Mailbox's changes) and
+// its file renamed only if it is ≤ unchangedSince; otherwise its UID is in
+// modified (ascending) and it is left alone. change computes the new flags
+// and keywords from the message's current ones, as checked, so no change
+// another process made in between is overwritten. A file that another
+// process renamed without writing the log (Dovecot, a mail client) makes
+// its rename fail; the mailbox is then resynced, which records that change
+// at a new modseq, and the message checked again. changed lists the UIDs
+// whose files got new flags; expunged messages are skipped.
+func (m *Mailbox) SetFlagsManyIf(uids []uint32, unchangedSince uint64, change func(Flags, Keywords) (Flags, Keywords)) (changed, modified []uint32, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	touched := map[string]bool{}
+	pending := uids
+	for round := 0; len(pending) > 0; round++ {
+		if round == mailboxRetries {
+			err = fmt.Errorf("maildir: set flags of uid %d: file keeps moving", pending[0])
+			break
+		}
+		if round > 0 {
+			if err = m.resyncLocked(); err != nil {
+				break
+			}
+		}
+		var r setFlagsIfRound
+		r, err = m.setFlagsIfLocked(pending, unchangedSince, change)
+		changed, modified = append(changed, r.changed...), append(modified, r.modified...)
+		for d := range r.dirs {
+			touched[d] = true
+		}
+		pending = r.retry
+		if err != nil {
+			break
+		}
+	}
+	if len(touched) > 0 {
+		dirs := []string{"cur"}
+		if touched["new"] {
+			dirs = append(dirs, "new")
+		}
+		if serr := mailboxSyncDirs(m.path, dirs...); serr != nil && err == nil {
+			err = serr
+		}
+	}
+	slices.Sort(changed)
+	slices.Sort(modified)
+	return changed, slices.Compact(modified), err
 }
 
 // renameFile is rename(2) for a message file. os.Rename first lstats the
@@ -366,6 +444,7 @@ func (m *Mailbox) Expunge(uids ...uint32) error {
 	// expunging most of a 100,000-message mailbox must stay linear.
 	gone := map[uint32]bool{}
 	defer func() { m.dropLocked(gone) }()
+	var removed []uint32 // every UID this call removed, across resyncs
 	for _, uid := range uids {
 		for attempt := 0; ; attempt++ {
 			i, ok := m.indexLocked(uid)
@@ -377,6 +456,7 @@ func (m *Mailbox) Expunge(uids ...uint32) error {
 			if err == nil {
 				dirs[msg.Dir] = true
 				gone[uid] = true
+				removed = append(removed, uid)
 				break
 			}
 			if !errors.Is(err, os.ErrNotExist) {
@@ -385,13 +465,22 @@ func (m *Mailbox) Expunge(uids ...uint32) error {
 			if attempt == mailboxRetries {
 				return fmt.Errorf("maildir: expunge uid %d: file keeps moving", uid)
 			}
-			// Our own removals must not be reported by the resync.
+			// Our own removals must not be reported by the resync, and
+			// are recorded before it could take them for a foreign
+			// expunge.
 			m.dropLocked(gone)
 			clear(gone)
+			if err := m.modseqExpungeLocked(removed); err != nil {
+				return err
+			}
+			removed = removed[:0]
 			if err := m.resyncLocked(); err != nil {
 				return err
 			}
 		}
+	}
+	if err := m.modseqExpungeLocked(removed); err != nil {
+		return err
 	}
 	for d := range dirs {
 		if err := syncDir(filepath.Join(m.path, d)); err != nil {
@@ -447,10 +536,13 @@ func (m *Mailbox) MoveTo(uid uint32, dst *Mailbox) (string, error) {
 			if err := syncDir(filepath.Join(dst.path, "cur")); err != nil {
 				return "", err
 			}
+			m.dropLocked(map[uint32]bool{uid: true})
+			if err := m.modseqExpungeLocked([]uint32{uid}); err != nil {
+				return "", err
+			}
 			if err := syncDir(filepath.Join(m.path, msg.Dir)); err != nil {
 				return "", err
 			}
-			m.dropLocked(map[uint32]bool{uid: true})
 			return base, nil
 		}
 		if !errors.Is(err, os.ErrNotExist) {

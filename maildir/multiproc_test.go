@@ -15,10 +15,47 @@ import (
 	"time"
 )
 
-// The multi-process test re-executes the test binary; the child reads its
-// role from these variables.
+// childEnvRole is where the test binary, run again as a child
+// (testChild), finds its role: a test that finds one set acts it out
+// instead of running as the parent. What the child works on it finds in
+// variables of its own test.
+const childEnvRole = "MAILROOM_MAILDIR_TEST_ROLE"
+
+// testChild is the test binary run again to run only test, in role, with
+// env added to this process's environment.
+func testChild(test, role string, env ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.count=1")
+	cmd.Env = append(append(os.Environ(), childEnvRole+"="+role), env...)
+	return cmd
+}
+
+// runChildren runs a child of test (testChild) in each of roles at once,
+// with the environment env gives that role, and fails t with the output
+// of each child that fails.
+func runChildren(t *testing.T, test string, roles []string, env func(role string) []string) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(roles))
+	for _, role := range roles {
+		cmd := testChild(test, role, env(role)...)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if out, err := cmd.CombinedOutput(); err != nil {
+				errs <- fmt.Errorf("%s: %v\n%s", role, err, out)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// The multi-process test's children find the Maildirs and their log in
+// these variables.
 const (
-	mpEnvRole    = "MAILROOM_MAILDIR_TEST_ROLE"
 	mpEnvInbox   = "MAILROOM_MAILDIR_TEST_INBOX"
 	mpEnvArchive = "MAILROOM_MAILDIR_TEST_ARCHIVE"
 	mpEnvLog     = "MAILROOM_MAILDIR_TEST_LOG"
@@ -36,7 +73,7 @@ const (
 // expunge target is gone, and no process ever saw a UID name two messages
 // or a message carry two UIDs in one mailbox.
 func TestMultiProcessMaildir(t *testing.T) {
-	if role := os.Getenv(mpEnvRole); role != "" {
+	if role := os.Getenv(childEnvRole); role != "" {
 		mpChild(t, role)
 		return
 	}
@@ -58,27 +95,10 @@ func TestMultiProcessMaildir(t *testing.T) {
 	for i := 0; i < mpDeliverers; i++ {
 		roles = append(roles, "deliver-"+strconv.Itoa(i))
 	}
-	var wg sync.WaitGroup
-	errs := make(chan error, len(roles))
-	for _, role := range roles {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestMultiProcessMaildir$", "-test.count=1")
-		cmd.Env = append(os.Environ(),
-			mpEnvRole+"="+role, mpEnvInbox+"="+inbox, mpEnvArchive+"="+archive,
-			mpEnvLog+"="+filepath.Join(logs, role+".log"))
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			out, err := cmd.CombinedOutput()
-			if err != nil {
-				errs <- fmt.Errorf("%s: %v\n%s", role, err, out)
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+	runChildren(t, "TestMultiProcessMaildir", roles, func(role string) []string {
+		return []string{mpEnvInbox + "=" + inbox, mpEnvArchive + "=" + archive,
+			mpEnvLog + "=" + filepath.Join(logs, role+".log")}
+	})
 	if t.Failed() {
 		return
 	}

@@ -324,15 +324,32 @@ func (m *Mailbox) syncLocked() error {
 			exact = exact && m.quick.stamp[i].equal(before[i])
 		}
 		if unchanged || exact && time.Since(m.quick.listedAt) < syncRepeatWindow {
-			return nil
+			full, err := m.modseqQuickLocked()
+			if err != nil || !full {
+				return err
+			}
 		}
 	}
 	m.quick.valid = false
-	sc, err := m.scan(syncScanOptions{sizeHint: len(m.msgs), missing: m.syncMissingKnown, underLock: m.kw.refresh})
+	opt := syncScanOptions{sizeHint: len(m.msgs), missing: m.syncMissingKnown, underLock: m.kw.refresh}
+	if !m.opened {
+		// OpenMailbox: from the listing cache when it is usable, and
+		// otherwise leave one for the next open (as Snapshot does).
+		if ok, err := m.openFromListingLocked(before); ok || err != nil {
+			return err
+		}
+		// The listing is a cache: failing to write one only means the
+		// next open lists the directories.
+		opt.done = func(sc syncScan) { _ = m.writeListing(sc) }
+	}
+	sc, err := m.scan(opt)
 	if err != nil {
 		return err
 	}
 	msgs := m.syncView(m.ul.u.Records, sc.recEntry, sc.files)
+	if err := m.modseqSyncLocked(msgs); err != nil {
+		return err
+	}
 	m.syncRecordChanges(msgs)
 	m.msgs = msgs
 	m.reindexLocked()
@@ -527,19 +544,26 @@ func syncMatch(recs []UidlistRecord, files *syncFiles) (recEntry []int32, absent
 	return recEntry, absent
 }
 
+// messagePathRoot splits the part of a message's path before its
+// directory (new/ or cur/) into the Maildir's path and the separator to
+// put after it, so that root+sep+dir+"/"+name is the very string
+// filepath.Join(path, dir, name) makes, without allocating here.
+func messagePathRoot(path string) (root, sep string) {
+	root = filepath.Clean(path)
+	switch {
+	case root == ".":
+		return "", ""
+	case strings.HasSuffix(root, "/"):
+		return root, ""
+	}
+	return root, "/"
+}
+
 // syncView builds the view, in record (UID) order. The paths of all
 // messages are one string and each Path and Name.Base a slice of it: one
 // allocation for the whole Maildir instead of one or two per message.
 func (m *Mailbox) syncView(recs []UidlistRecord, recEntry []int32, files *syncFiles) []Message {
-	// The same strings filepath.Join(m.path, dir, name) makes.
-	root := filepath.Clean(m.path)
-	sep := "/"
-	switch {
-	case root == ".":
-		root, sep = "", ""
-	case strings.HasSuffix(root, "/"):
-		sep = ""
-	}
+	root, sep := messagePathRoot(m.path)
 	n, total := 0, 0
 	for i, ei := range recEntry {
 		if ei >= 0 && files.entries[ei].rec == int32(i)+1 {
@@ -700,7 +724,7 @@ func (m *Mailbox) syncRecordChanges(msgs []Message) {
 			ch.New = append(ch.New, msg.UID)
 			continue
 		}
-		if old[i].Name.Flags != msg.Name.Flags || old[i].Name.Keywords != msg.Name.Keywords {
+		if old[i].Name.Flags != msg.Name.Flags || old[i].Name.Keywords != msg.Name.Keywords || old[i].ModSeq != msg.ModSeq {
 			ch.FlagsChanged = append(ch.FlagsChanged, msg.UID)
 		}
 		i++

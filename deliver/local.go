@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"strings"
 
@@ -50,6 +51,9 @@ type group struct {
 	targets []maildir.Target // deduplicated
 	mailbox []string         // the account address of each target
 	folder  []string         // the folder asked for, before the fallback to INBOX
+	// textIndex: gather the delivered file's words for imapd's text
+	// index ([deliver] text_index; textindex.go).
+	textIndex bool
 }
 
 // plan routes one recipient and decides, before anything is written,
@@ -67,7 +71,7 @@ func (t *tables) plan(rcpt string, env envelope, sender, folder string, other fu
 	if len(res.Targets) == 0 {
 		return nil, permFail(ExitNoUser, "5.1.1", "<%s>: user unknown", rcpt)
 	}
-	g := &group{rcpt: rcpt, prefix: tracePrefix(env, sender, rcpt)}
+	g := &group{rcpt: rcpt, prefix: tracePrefix(env, sender, rcpt), textIndex: t.cfg.Deliver.TextIndex}
 	seen := map[string]bool{}
 	for _, tg := range res.Targets {
 		if tg.Kind != route.Mailbox {
@@ -161,8 +165,10 @@ type groupResult struct {
 
 // writeGroup writes one recipient's file (its trace prefix, then body)
 // and links it into its mailboxes. g is the guard body reads through; its
-// verdict (NUL, size) beats the read error it caused.
-func writeGroup(d *maildir.Deliverer, grp *group, body io.Reader, g *guard, overQuota string) groupResult {
+// verdict (NUL, size) beats the read error it caused. Once the file is
+// committed, its words go to the mailboxes' text index (when the group
+// asks for it); a failure there is logged on log, never returned.
+func writeGroup(d *maildir.Deliverer, grp *group, body io.Reader, g *guard, overQuota string, log *slog.Logger) groupResult {
 	results, err := d.Deliver(io.MultiReader(bytes.NewReader(grp.prefix), body), grp.targets)
 	if g.err != nil {
 		err = g.err
@@ -173,6 +179,9 @@ func writeGroup(d *maildir.Deliverer, grp *group, body io.Reader, g *guard, over
 	}
 	if err != nil {
 		return groupResult{final: classify(err, overQuota), err: err}
+	}
+	if grp.textIndex {
+		indexDelivered(results, log)
 	}
 	r := groupResult{results: results, final: delivered}
 	for _, res := range results {

@@ -154,7 +154,7 @@ func (q *Queue) attempt(ctx context.Context, m *spool.Message, data *io.SectionR
 		a.out = delivered
 		if len(grp.targets) > 0 {
 			g := &guard{r: io.NewSectionReader(data, off, data.Size()-off), max: q.cfg().Deliver.MaxMessageSize}
-			r := writeGroup(q.d, grp, g, g, overQuota)
+			r := writeGroup(q.d, grp, g, g, overQuota, q.log)
 			a.out, a.err = r.final, r.err
 			a.mailbox = strings.Join(grp.mailbox, ",")
 			for j, res := range r.results {

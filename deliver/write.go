@@ -47,7 +47,7 @@ func (m *mda) deliverGroups(br *bufio.Reader, groups []*group) outcome {
 
 // deliverGroup writes one recipient's file and links it into its mailboxes.
 func (m *mda) deliverGroup(d *maildir.Deliverer, grp *group, body io.Reader, g *guard) outcome {
-	r := writeGroup(d, grp, body, g, m.cfg.Deliver.OverQuota)
+	r := writeGroup(d, grp, body, g, m.cfg.Deliver.OverQuota, m.logs)
 	if r.err != nil {
 		m.fail(grp.rcpt, r.final, []any{"err", r.err})
 		return r.final

@@ -2,6 +2,7 @@ package imapd
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -26,7 +27,7 @@ func (ss *session) capabilities() string {
 		return strings.Join(caps, " ")
 	}
 	caps = append(caps, "NAMESPACE", "UIDPLUS", "MOVE", "UNSELECT", "CHILDREN",
-		"LIST-EXTENDED", "LIST-STATUS", "SPECIAL-USE", "ESEARCH", "SEARCHRES", "STATUS=SIZE",
+		"LIST-EXTENDED", "LIST-STATUS", "SPECIAL-USE", "ESEARCH", "SEARCHRES", "CONDSTORE", "QRESYNC", "STATUS=SIZE",
 		"UTF8=ACCEPT", "APPENDLIMIT="+strconv.FormatInt(ss.srv.appendLimit(), 10))
 	caps = append(caps, ss.extCapabilities()...) // QUOTA, MULTIAPPEND, COMPRESS (imapd/quota.go)
 	return strings.Join(caps, " ")
@@ -99,15 +100,28 @@ func (ss *session) cmdID(c *wire.Command) error {
 }
 
 // cmdEnable turns on the extensions it knows (RFC 5161, RFC 9051 §6.3.1):
-// IMAP4rev2 and UTF8=ACCEPT (RFC 6855 §3). Others are ignored.
+// IMAP4rev2, UTF8=ACCEPT (RFC 6855 §3), CONDSTORE and QRESYNC (RFC 7162
+// §3.1, §3.2.3; QRESYNC implies CONDSTORE). Others are ignored. ENABLED
+// lists what this command turned on, each once.
 func (ss *session) cmdEnable(c *wire.Command) error {
 	caps, err := wire.ParseEnable(c.Args)
 	if err != nil {
 		return err
 	}
 	var enabled []string
+	before := ss.ext
 	for _, cp := range caps {
 		switch cp {
+		case "CONDSTORE":
+			if !before.condstore && !slices.Contains(enabled, "CONDSTORE") {
+				enabled = append(enabled, "CONDSTORE")
+			}
+			ss.enableCondStore()
+		case "QRESYNC":
+			if !before.qresync && !slices.Contains(enabled, "QRESYNC") {
+				enabled = append(enabled, "QRESYNC")
+			}
+			ss.enableQResync()
 		case "IMAP4REV2":
 			if !ss.rev2 {
 				ss.rev2 = true

@@ -11,8 +11,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"mailroom/imapd/message"
-	"mailroom/imapd/wire"
+	"mailroom/internal/message"
 )
 
 // dialClient logs in with go-imap/v2's client, an independent
@@ -89,10 +88,10 @@ func TestClientListSelectFetch(t *testing.T) {
 	if !ok || mp.Subtype != "mixed" || len(mp.Children) != 2 {
 		t.Errorf("bodystructure %#v", m.BodyStructure)
 	}
-	wireSecs := []wire.Section{{}, {Specifier: "HEADER"}, {Part: []uint32{1}}, {Part: []uint32{2}}}
-	partials := []*wire.Partial{nil, nil, nil, {Offset: 2, Count: 5, HasCount: true}}
+	secs := []message.Section{{}, {Specifier: "HEADER"}, {Part: []uint32{1}}, {Part: []uint32{2}}}
+	partials := []*message.Partial{nil, nil, nil, {Offset: 2, Count: 5, HasCount: true}}
 	for i, sec := range sections {
-		r, _, err := st.Open(bytes.NewReader(data), wireSecs[i], partials[i])
+		r, _, err := st.Open(bytes.NewReader(data), secs[i], partials[i])
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -72,7 +72,7 @@ func (ss *session) cmdCopy(c *wire.Command) error {
 		// RFC 6851 §4.3: COPYUID in an untagged OK before the EXPUNGEs,
 		// which dispatch sends from the view's events.
 		ss.untagged("OK [" + code + "] moved")
-		return nil
+		return ss.expungedOK(c.Name)
 	}
 	return okCode(code, c.Name+" completed")
 }
@@ -221,6 +221,7 @@ func (ss *session) moveOne(src, dst *view, uid uint32) (string, error) {
 	if src.index(uid) < 0 {
 		return "", errExpunged
 	}
+	src.expungeBelow = src.highestModSeqLocked()
 	base, err := src.mbox.MoveTo(uid, dst.mbox)
 	if errors.Is(err, maildir.ErrExpunged) {
 		src.removeLocked(uid)

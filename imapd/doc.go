@@ -1,8 +1,10 @@
 // Package imapd is mailroom's IMAP server: a protocol engine of its own
 // (IMAP4rev1, RFC 3501, and IMAP4rev2, RFC 9051) over the users' Maildirs,
 // read and changed only through package maildir. The wire grammar lives in
-// imapd/wire, message parsing in imapd/message; this package holds the
-// sessions, one file per command or area, and the mailbox views.
+// imapd/wire, message parsing in internal/message (shared with the text
+// index, which deliver writes too); this package holds the sessions, one
+// file per command or area, the mailbox views, and the writing of a parsed
+// message as ENVELOPE, BODY and BODYSTRUCTURE (fetch_structure.go).
 //
 // Wire contract:
 //
@@ -11,7 +13,8 @@
 //     SASL-IR ENABLE ID IDLE, before login STARTTLS (on "imap" until TLS)
 //     and AUTH=PLAIN or LOGINDISABLED, after login NAMESPACE UIDPLUS MOVE
 //     UNSELECT CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH
-//     SEARCHRES STATUS=SIZE UTF8=ACCEPT APPENDLIMIT=<n>, and QUOTA
+//     SEARCHRES CONDSTORE QRESYNC STATUS=SIZE UTF8=ACCEPT APPENDLIMIT=<n>
+//     (CONDSTORE and QRESYNC: see "MODSEQ" below), and QUOTA
 //     QUOTA=RES-STORAGE QUOTA=RES-MESSAGE (RFC 9208: one root "" per user
 //     from Maildir++ maildirsize, STORAGE in KiB rounded up as Dovecot
 //     does; SETQUOTA refused), MULTIAPPEND (RFC 3502: all messages or
@@ -46,18 +49,63 @@
 //
 // Mailbox state: one view per Maildir per process, shared by every
 // session that selects it (refcounted). It holds UIDs (from the engine's
-// dovecot-uidlist), flags, keywords, RFC822.SIZE (the W= field) and a
-// MODSEQ per message, counted in memory from the first day so CONDSTORE
-// can build on it. A change made by one session reaches the others as
-// events; each session keeps its own sequence numbers and sends EXISTS,
-// EXPUNGE and FETCH FLAGS only where RFC 9051 §7.5.1 allows: never an
-// EXPUNGE in answer to FETCH, STORE or SEARCH (their UID forms excepted).
+// dovecot-uidlist), flags, keywords, RFC822.SIZE (the W= field) and the
+// engine's MODSEQ per message (maildir.Message.ModSeq, kept in
+// <maildir>/mailroom-modseq for every process). A change made by one
+// session reaches the others as events; each session keeps its own
+// sequence numbers and sends EXISTS, EXPUNGE (VANISHED after ENABLE
+// QRESYNC) and FETCH FLAGS only where RFC 9051 §7.5.1 allows: never an
+// EXPUNGE or VANISHED in answer to FETCH, STORE or SEARCH (their UID
+// forms excepted). \Recent is claimed through the engine
+// (maildir.Mailbox.ClaimRecent) by a read-write SELECT and, for messages
+// that arrive later, by the first read-write session to report them, in
+// this process or another; EXAMINE claims nothing and shows as \Recent
+// what nobody has claimed (RFC 3501 §6.3.2). STATUS RECENT counts
+// the messages nobody has claimed yet (maildir.Mailbox.UnclaimedRecent,
+// claiming nothing) plus the asking session's own; under IMAP4rev2 it is
+// BAD (RFC 9051 has no RECENT). DELETE takes the folder's messages off
+// maildirsize in one "-bytes -count" line, as expunges are.
+//
 // Changes by other processes (deliver, pop3d, another imapd) are found
 // by a sync at every command, and during IDLE through the engine's
 // Watcher, within a second: one inotify instance for the whole process
 // (fs.inotify.max_user_instances is per user, 128 by default), or polling
 // every second when no instance can be had. An idling session holds no
 // write buffer and no goroutine of its mailbox; see idle.go.
+//
+// MODSEQ (RFC 7162, condstore.go): SELECT and EXAMINE always send
+// HIGHESTMODSEQ, since MODSEQs are persistent (so NOMODSEQ is never
+// sent). A session becomes CONDSTORE-aware with ENABLE CONDSTORE or
+// QRESYNC or its first CONDSTORE enabling command (§3.1: SELECT/EXAMINE
+// (CONDSTORE), FETCH MODSEQ or CHANGEDSINCE, STORE UNCHANGEDSINCE, SEARCH
+// MODSEQ, STATUS or LIST-STATUS HIGHESTMODSEQ); issued in the selected
+// state, that command first gets "* OK [HIGHESTMODSEQ n]". From then on
+// every FETCH response with FLAGS, MODSEQ or an explicit UID carries UID
+// and MODSEQ (RFC 5162 erratum 1807, §3.1), as does every UID FETCH
+// response after QRESYNC; STORE's FETCH responses carry UID and MODSEQ,
+// and .SILENT still sends "FETCH (UID n MODSEQ (m))" for each message it
+// succeeded on (§3.1.3); a STORE that changes nothing moves no MODSEQ; a
+// message failing UNCHANGEDSINCE is left alone and listed in the tagged
+// "OK [MODIFIED set]". The UNCHANGEDSINCE test is the engine's
+// (maildir.Mailbox.SetFlagsManyIf): made under the lock of its modseq log,
+// in the critical section that gives the change its MODSEQ, so MODIFIED
+// is exact even against other processes. FETCH CHANGEDSINCE syncs with
+// the disk first, so it sees other processes' changes. While an
+// expunge is held back (FETCH, STORE, SEARCH), the command ends with
+// "* OK [HIGHESTMODSEQ n]" below the expunge's MODSEQ (§3.2), so a
+// client that resyncs from it still learns of the expunge. SEARCH MODSEQ answers
+// "(MODSEQ n)", the highest of the matches (ESEARCH: of MIN/MAX alone
+// when only they were asked, RFC 4731 §3.2); one MODSEQ per message
+// serves every entry name. QRESYNC needs ENABLE QRESYNC (the SELECT
+// parameter is BAD without it); SELECT (QRESYNC ...) and UID FETCH
+// (CHANGEDSINCE n VANISHED) send "VANISHED (EARLIER)" from the engine's
+// expunge record, or, where that no longer reaches back, every known UID
+// the mailbox lacks above the last seq-match-data pair that still matches
+// (§3.2.5.2), then FETCH (UID FLAGS MODSEQ) of the messages changed
+// since, limited to the known UIDs when given; another UIDVALIDITY gets
+// neither. With QRESYNC, "OK [CLOSED]" precedes a SELECT that replaces a
+// mailbox (as for IMAP4rev2), and EXPUNGE, UID EXPUNGE and MOVE end with
+// "OK [HIGHESTMODSEQ n]".
 //
 // Structure cache: FETCH needs a message.Structure per message (ENVELOPE,
 // BODYSTRUCTURE, section offsets). It is kept in <maildir>/mailroom-cache,
@@ -80,15 +128,25 @@
 // adds are appended under flock(2) in one write and fsync'd at the end
 // of the command; a later record for a UID replaces an earlier one. A
 // file of another UIDVALIDITY or magic ("MRC1") is started over; reading
-// stops at the first damaged record and the file is cut there. The cache
+// stops at the first damaged record and the file is cut there. When the
+// records that no longer count (replaced, or of expunged UIDs) are more
+// than half of a file of at least 1 MiB, the live ones are written to
+// mailroom-cache.new, fsync'd and renamed over the file under the old
+// file's flock; whoever then locks the replaced file reopens the name
+// before appending. A crash leaves one whole file or the other. The cache
 // is never the only copy of anything: a missing or damaged record only
 // means the message is parsed again.
 //
 // Text index: SEARCH BODY and TEXT are answered through
-// <maildir>/mailroom-textindex (package imapd/textindex): the words of
+// <maildir>/mailroom-textindex (package maildir/textindex): the words of
 // each message, per field, with their UIDs; a query's words name the
 // candidates and each candidate is then matched against its decoded text,
-// so the answer is exactly that of a scan. With Server.TextIndexBackground
+// so the answer is exactly that of a scan. Before reading it, a SEARCH
+// and the background indexer fold <maildir>/mailroom-textindex.new, the
+// words deliver gathered at delivery keyed by Maildir base name, into the
+// index under the messages' UIDs (Index.FoldPending, names mapped through
+// the engine's LookupBase), without opening any message; only mail that
+// did not come through deliver is read to be indexed. With Server.TextIndexBackground
 // (text_index_background, on in mailroom.conf) SELECT and EXAMINE start
 // one background indexer per Maildir and process (textindex_bg.go): one
 // goroutine adds the messages the index lacks, yielding between them, and
@@ -100,7 +158,9 @@
 //
 // SEARCHRES (RFC 5182): SEARCH RETURN (SAVE) keeps its result, as UIDs,
 // for "$" in FETCH, STORE, COPY, MOVE, UID EXPUNGE and SEARCH; expunged
-// messages leave it, SELECT and EXAMINE empty it, a failed SEARCH with
-// SAVE empties it, and an empty "$" makes those commands complete with
-// OK and nothing done.
+// messages leave it, SELECT and EXAMINE empty it (it lives in the
+// selected state), a SEARCH with SAVE answered NO empties it, one answered
+// BAD leaves it, and an empty "$" (also before any SAVE) makes those
+// commands complete with OK and nothing done: NOTSAVED is only for a
+// result the server refuses to save (RFC 9051 §6.4.4.1, §6.4.4.3).
 package imapd

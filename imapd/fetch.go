@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -12,8 +13,8 @@ import (
 	"syscall"
 	"time"
 
-	"mailroom/imapd/message"
 	"mailroom/imapd/wire"
+	"mailroom/internal/message"
 	"mailroom/maildir"
 )
 
@@ -25,28 +26,43 @@ func (ss *session) cmdFetch(c *wire.Command) error {
 	if err != nil {
 		return err
 	}
-	if fc.HasChangedSince || fc.Vanished {
-		return bad("CONDSTORE is not enabled")
-	}
 	attrs := fc.Attrs
 	if c.UID && !hasAttr(attrs, "UID") {
 		// RFC 9051 §6.4.9: UID FETCH always returns the UID.
 		attrs = append([]wire.FetchAttr{{Name: "UID"}}, attrs...)
 	}
 	for _, a := range attrs {
-		if a.Name == "MODSEQ" || a.Name == "SAVEDATE" {
+		if a.Name == "SAVEDATE" {
 			return bad("%s is not supported", a.Name)
 		}
+	}
+	// RFC 7162: MODSEQ, CHANGEDSINCE, VANISHED (condstore.go).
+	if attrs, err = ss.fetchModSeqAttrs(c, &fc, attrs); err != nil {
+		return err
 	}
 	refs, err := ss.resolve(fc.Seq, c.UID)
 	if err != nil {
 		return err
 	}
-	defer ss.sel.view.structs().flush()
+	if refs, err = ss.fetchChangedSince(&fc, refs); err != nil {
+		return err
+	}
+	if needsStructures(attrs) {
+		// Only then: the first use of a view's cache reads the whole
+		// file, which FETCH FLAGS right after SELECT does not need.
+		v := ss.sel.view
+		defer func() {
+			c := v.structs()
+			c.flush()
+			c.compactIfWasteful(v.holdsUID)
+		}()
+	}
 	setSeen := !ss.sel.readOnly && marksSeen(attrs)
+	plan := newFetchPlan(attrs)
+	defer plan.release()
 	var failed error
 	for _, ref := range refs {
-		if err := ss.fetchOne(ref, attrs, setSeen); err != nil {
+		if err := ss.fetchOne(ref, plan, setSeen); err != nil {
 			if errors.Is(err, errClose) {
 				return err
 			}
@@ -63,6 +79,18 @@ func (ss *session) cmdFetch(c *wire.Command) error {
 		return no("SERVERBUG", "some messages could not be fetched")
 	}
 	return nil
+}
+
+// needsStructures reports whether a FETCH may use the structure cache:
+// any attribute beyond what the view knows, and RFC822.SIZE, which a
+// message without W= in its name gets from a whole parse.
+func needsStructures(attrs []wire.FetchAttr) bool {
+	for _, a := range attrs {
+		if needsOf(a) > needNothing || a.Name == "RFC822.SIZE" {
+			return true
+		}
+	}
+	return false
 }
 
 func hasAttr(attrs []wire.FetchAttr, name string) bool {
@@ -88,6 +116,93 @@ func marksSeen(attrs []wire.FetchAttr) bool {
 	return false
 }
 
+// holdsUID reports whether uid may still name a message: one the view
+// has, or one beyond what it knows (another process may have added it
+// and cached its structure). The structure cache's compaction drops the
+// records of the others.
+func (v *view) holdsUID(uid uint32) bool {
+	if _, ok := v.lookup(uid); ok {
+		return true
+	}
+	return uid >= v.mbox.UIDNext()
+}
+
+// fetchPlan is what a FETCH command prepares once for all its messages:
+// the response names of the sections, the field sets of HEADER.FIELDS,
+// whether the cached header block alone can answer, and a buffer for
+// answers built in memory.
+type fetchPlan struct {
+	attrs []wire.FetchAttr
+	names []string            // per attribute: ResponseName for sections
+	sets  []*message.FieldSet // per attribute: HEADER.FIELDS (.NOT) of the message itself
+	// fromBlock: every attribute is answered by the view (UID, FLAGS,
+	// RFC822.SIZE, MODSEQ) or by the message's header block (its HEADER and
+	// HEADER.FIELDS), so a cached block spares decoding the Structure.
+	fromBlock bool
+	buf       *[]byte // from answerBuffers
+}
+
+// answerBuffers hold the answers FETCH builds in memory (a header block
+// is at most message.MaxHeaderBlock octets): one per running FETCH.
+var answerBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 2*message.MaxHeaderBlock+64); return &b }}
+
+func newFetchPlan(attrs []wire.FetchAttr) *fetchPlan {
+	p := &fetchPlan{attrs: attrs, names: make([]string, len(attrs)), sets: make([]*message.FieldSet, len(attrs)), fromBlock: true}
+	for i, a := range attrs {
+		switch {
+		case a.Name == "UID" || a.Name == "FLAGS" || a.Name == "RFC822.SIZE" || a.Name == "MODSEQ":
+		case a.Name == "BODY" && a.Section != nil && isMessageHeader(*a.Section):
+			p.names[i] = a.ResponseName()
+			if sec := a.Section; sec.Specifier != "HEADER" && len(sec.Fields) > 0 {
+				p.sets[i] = message.NewFieldSet(sec.Fields, sec.Specifier == "HEADER.FIELDS.NOT")
+			}
+		default:
+			p.fromBlock = false
+			if a.Section != nil {
+				p.names[i] = a.ResponseName()
+			}
+		}
+	}
+	return p
+}
+
+// isMessageHeader reports HEADER, or HEADER.FIELDS (.NOT) with fields,
+// of the message itself (no part).
+func isMessageHeader(sec wire.Section) bool {
+	if len(sec.Part) > 0 {
+		return false
+	}
+	switch sec.Specifier {
+	case "HEADER":
+		return true
+	case "HEADER.FIELDS", "HEADER.FIELDS.NOT":
+		return len(sec.Fields) > 0
+	}
+	return false
+}
+
+// answerBuf returns the plan's empty answer buffer.
+func (p *fetchPlan) answerBuf() []byte {
+	if p.buf == nil {
+		p.buf = answerBuffers.Get().(*[]byte)
+	}
+	return (*p.buf)[:0]
+}
+
+// keep keeps a grown answer buffer for the next message.
+func (p *fetchPlan) keep(b []byte) {
+	if p.buf != nil && cap(b) <= 1<<20 {
+		*p.buf = b[:0]
+	}
+}
+
+func (p *fetchPlan) release() {
+	if p.buf != nil {
+		answerBuffers.Put(p.buf)
+		p.buf = nil
+	}
+}
+
 // fetchedMsg is what one message's FETCH response is made from, loaded
 // lazily.
 type fetchedMsg struct {
@@ -95,6 +210,7 @@ type fetchedMsg struct {
 	uid   uint32
 	info  maildir.Message // looked up on first need when Path is ""
 	st    *message.Structure
+	block []byte // the header block from the cache, when st is not needed
 	mtime int64
 	file  *os.File
 }
@@ -328,8 +444,9 @@ func (fm *fetchedMsg) internalDate() (time.Time, error) {
 	return time.Unix(0, fm.mtime), nil
 }
 
-func (ss *session) fetchOne(ref msgRef, attrs []wire.FetchAttr, setSeen bool) error {
+func (ss *session) fetchOne(ref msgRef, plan *fetchPlan, setSeen bool) error {
 	v := ss.sel.view
+	attrs := plan.attrs
 	fm := &fetchedMsg{ss: ss, uid: ref.uid}
 	defer fm.close()
 	if setSeen {
@@ -341,6 +458,7 @@ func (ss *session) fetchOne(ref msgRef, attrs []wire.FetchAttr, setSeen bool) er
 		}
 		if len(changed) > 0 && !hasAttr(attrs, "FLAGS") {
 			attrs = append(attrs, wire.FetchAttr{Name: "FLAGS"})
+			attrs = ss.implicitSeenAttrs(attrs) // RFC 7162 §3.1: UID, MODSEQ
 		}
 	}
 	vm, ok := v.lookup(ref.uid)
@@ -354,6 +472,16 @@ func (ss *session) fetchOne(ref msgRef, attrs []wire.FetchAttr, setSeen bool) er
 		need = max(need, needsOf(a))
 		if a.Name == "RFC822.SIZE" && vm.size < 0 {
 			need = needWhole // counted by a whole parse
+		}
+	}
+	if need == needHeader && plan.fromBlock && len(attrs) == len(plan.attrs) {
+		// The header sections alone: from the cached block, if there is one.
+		if err := fm.loadInfo(); err != nil {
+			return err
+		}
+		if b, ok := v.structs().headerBlock(fm.uid, fm.info.Size); ok {
+			fm.block = b
+			need = needNothing
 		}
 	}
 	switch need {
@@ -380,7 +508,13 @@ func (ss *session) fetchOne(ref msgRef, attrs []wire.FetchAttr, setSeen bool) er
 		if i > 0 {
 			ss.w.SP()
 		}
-		if err := ss.fetchAttr(fm, &vm, a); err != nil {
+		var err error
+		if i < len(plan.attrs) && plan.names[i] != "" && a.Name == "BODY" && isMessageHeader(*a.Section) {
+			err = ss.fetchHeaderSection(fm, plan, i)
+		} else {
+			err = ss.fetchAttr(fm, &vm, a)
+		}
+		if err != nil {
 			// Half a response is on the wire: the stream is broken.
 			return fmt.Errorf("%w: fetch %s: %w", errClose, a.Name, err)
 		}
@@ -415,7 +549,7 @@ const (
 
 func needsOf(a wire.FetchAttr) need {
 	switch a.Name {
-	case "UID", "FLAGS", "RFC822.SIZE":
+	case "UID", "FLAGS", "RFC822.SIZE", "MODSEQ":
 		return needNothing
 	case "ENVELOPE", "INTERNALDATE", "RFC822.HEADER":
 		return needHeader
@@ -443,6 +577,8 @@ func (ss *session) fetchAttr(fm *fetchedMsg, vm *vmsg, a wire.FetchAttr) error {
 		names := ss.appendFlagNames(buf[:0], v, vm)
 		v.mu.Unlock()
 		ss.w.Flags(names)
+	case "MODSEQ":
+		ss.writeModSeq(vm) // RFC 7162 §3.1.4.1
 	case "INTERNALDATE":
 		t, err := fm.internalDate()
 		if err != nil {
@@ -462,14 +598,14 @@ func (ss *session) fetchAttr(fm *fetchedMsg, vm *vmsg, a wire.FetchAttr) error {
 		ss.w.Raw("RFC822.SIZE " + strconv.FormatInt(size, 10))
 	case "ENVELOPE":
 		ss.w.Raw("ENVELOPE ")
-		message.WriteEnvelope(ss.w, fm.st.Envelope())
+		writeEnvelope(ss.w, fm.st.Envelope())
 	case "BODYSTRUCTURE":
 		ss.w.Raw("BODYSTRUCTURE ")
-		message.WriteBodyStructure(ss.w, fm.st, true)
+		writeBodyStructure(ss.w, fm.st, true)
 	case "BODY":
 		if a.Section == nil {
 			ss.w.Raw("BODY ")
-			message.WriteBodyStructure(ss.w, fm.st, false)
+			writeBodyStructure(ss.w, fm.st, false)
 			return nil
 		}
 		return ss.fetchSection(fm, a.ResponseName(), *a.Section, a.Partial)
@@ -497,10 +633,49 @@ func (ss *session) fetchAttr(fm *fetchedMsg, vm *vmsg, a wire.FetchAttr) error {
 	return nil
 }
 
+// fetchHeaderSection writes BODY[HEADER], BODY[HEADER.FIELDS (...)] or
+// BODY[HEADER.FIELDS.NOT (...)] of the message, attribute i of the plan,
+// built in memory from the header block (the cached one, or the
+// Structure's) in one pass; without a block, through fetchSection.
+func (ss *session) fetchHeaderSection(fm *fetchedMsg, plan *fetchPlan, i int) error {
+	a := plan.attrs[i]
+	b := plan.answerBuf()
+	ok := fm.block != nil
+	if ok {
+		b = message.AppendHeaderSection(b, fm.block, plan.sets[i])
+	} else {
+		b, ok = fm.st.AppendHeaderSection(b, plan.sets[i])
+	}
+	if !ok {
+		return ss.fetchSection(fm, plan.names[i], *a.Section, a.Partial)
+	}
+	plan.keep(b)
+	if a.Partial != nil {
+		skip, count := partialBounds(a.Partial)
+		b = b[min(skip, int64(len(b))):]
+		b = b[:min(count, int64(len(b)))]
+	}
+	ss.w.Raw(plan.names[i])
+	ss.w.SP()
+	ss.w.LiteralBytes(b)
+	return nil
+}
+
+// partialBounds is <offset.count> as octets to skip and at most to send
+// (RFC 9051 §6.4.5); without a count, all the rest.
+func partialBounds(p *wire.Partial) (skip, count int64) {
+	skip, count = int64(min(p.Offset, math.MaxInt64)), math.MaxInt64
+	if p.HasCount {
+		count = int64(min(p.Count, math.MaxInt64))
+	}
+	return skip, count
+}
+
 // fetchSection writes "NAME literal" for BODY[section]<partial>. A
 // section the message does not have is the empty string (RFC 9051
 // §6.4.5 leaves the choice to the server; Dovecot does the same).
-func (ss *session) fetchSection(fm *fetchedMsg, name string, sec wire.Section, partial *wire.Partial) error {
+func (ss *session) fetchSection(fm *fetchedMsg, name string, wsec wire.Section, wpartial *wire.Partial) error {
+	sec, partial := messageSection(wsec, wpartial)
 	// The header sections usually come from the cached header block: no
 	// file open for BODY.PEEK[HEADER.FIELDS (...)] over a whole mailbox.
 	var ra io.ReaderAt
@@ -523,13 +698,22 @@ func (ss *session) fetchSection(fm *fetchedMsg, name string, sec wire.Section, p
 	return ss.w.Literal(n, r)
 }
 
+// messageSection converts a parsed section and partial into
+// internal/message's own types. They have the same fields, so this is a
+// conversion, not a copy: nothing is allocated on the FETCH path, and a
+// field added to one but not the other stops the build here.
+func messageSection(sec wire.Section, p *wire.Partial) (message.Section, *message.Partial) {
+	return message.Section(sec), (*message.Partial)(p)
+}
+
 // fetchBinary writes BINARY[part]<partial> (RFC 3516 §4.2) as a literal8.
 func (ss *session) fetchBinary(fm *fetchedMsg, a wire.FetchAttr) error {
 	f, err := fm.open()
 	if err != nil {
 		return err
 	}
-	r, n, err := fm.st.OpenBinary(f, a.Section.Part, a.Partial)
+	sec, partial := messageSection(*a.Section, a.Partial)
+	r, n, err := fm.st.OpenBinary(f, sec.Part, partial)
 	if err != nil {
 		return err
 	}

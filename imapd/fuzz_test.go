@@ -53,6 +53,10 @@ func FuzzServer(f *testing.F) {
 		"a CREATE \"a.b\"\r\nb RENAME a.b c\r\nc DELETE c\r\n",
 		"a SELECT INBOX\r\nb COPY 1 Trash\r\nc MOVE 1 Archive\r\n",
 		"\x00\xff{99999999}\r\n",
+		// RFC 7162: CONDSTORE and QRESYNC.
+		"a ENABLE QRESYNC\r\nb SELECT INBOX (QRESYNC (1 1 1:4294967295 (1:2 1:2)))\r\nc UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)\r\n",
+		"a SELECT INBOX (CONDSTORE)\r\nb STORE 1:* (UNCHANGEDSINCE 1) +FLAGS.SILENT (\\Deleted)\r\nc SEARCH RETURN (MIN) MODSEQ 1\r\nd EXPUNGE\r\n",
+		"a STATUS INBOX (HIGHESTMODSEQ)\r\nb EXAMINE INBOX\r\nc FETCH 1:* (MODSEQ) (CHANGEDSINCE 1)\r\n",
 	} {
 		f.Add(s)
 	}

@@ -2,7 +2,10 @@ package imapd
 
 import (
 	"errors"
+	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 
 	"mailroom/imapd/wire"
@@ -69,7 +72,73 @@ func (ss *session) cmdDelete(c *wire.Command) error {
 	if ss.sel != nil && ss.sel.name == ss.mailboxName(folder) {
 		ss.unselect()
 	}
-	return maildir.DeleteFolder(ss.root, folder)
+	path, err := ss.folderPath(folder)
+	if err != nil {
+		return err
+	}
+	gone, err := quotaFolderUsage(path)
+	if err != nil {
+		return err
+	}
+	if err := maildir.DeleteFolder(ss.root, folder); err != nil {
+		return err
+	}
+	// The folder's messages leave the quota as one "-bytes -count" line,
+	// as Dovecot and Courier write it.
+	ss.quotaAdd(path, -gone.bytes, -gone.count)
+	return nil
+}
+
+// folderUsage is what a folder's messages count for in maildirsize.
+type folderUsage struct{ bytes, count int64 }
+
+// quotaFolderUsage sums the messages of the Maildir at path as a
+// maildirsize rebuild counts them: the ,S= size of the name, else the
+// file's size. Nothing is counted when the user has no maildirsize or
+// path is .Trash (not counted against the quota).
+func quotaFolderUsage(path string) (folderUsage, error) {
+	var u folderUsage
+	if !maildir.QuotaCounted(path) {
+		return u, nil
+	}
+	if _, err := os.Stat(filepath.Join(maildir.QuotaRoot(path), maildir.QuotaFileName)); err != nil {
+		return u, nil // nothing tracked (or unreadable: the next check rebuilds)
+	}
+	for _, sub := range []string{"new", "cur"} {
+		ents, err := os.ReadDir(filepath.Join(path, sub))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return u, fmt.Errorf("delete: %w", err)
+		}
+		for _, e := range ents {
+			size, ok := quotaEntrySize(e)
+			if ok {
+				u.bytes += size
+				u.count++
+			}
+		}
+	}
+	return u, nil
+}
+
+// quotaEntrySize is what one directory entry of new/ or cur/ counts for;
+// ok is false for a dot file, a non-file or a file already gone.
+func quotaEntrySize(e os.DirEntry) (size int64, ok bool) {
+	if strings.HasPrefix(e.Name(), ".") {
+		return 0, false
+	}
+	if n, err := maildir.ParseName(e.Name()); err == nil {
+		if size, ok := n.Size(); ok {
+			return size, true
+		}
+	}
+	info, err := e.Info()
+	if err != nil || !info.Mode().IsRegular() {
+		return 0, false
+	}
+	return info.Size(), true
 }
 
 // cmdRename is RENAME (RFC 9051 §6.3.6). Renaming INBOX (which moves its
@@ -133,6 +202,11 @@ func (ss *session) cmdStatus(c *wire.Command) error {
 	if err := checkStatusItems(items); err != nil {
 		return err
 	}
+	if ss.rev2 && slices.Contains(items, "RECENT") {
+		// RFC 9051 §6.3.11 and appendix E: IMAP4rev2 has no \Recent
+		// and no RECENT status item.
+		return bad("unknown STATUS item RECENT")
+	}
 	folder, err := ss.folderName(name)
 	if err != nil {
 		return err
@@ -143,7 +217,7 @@ func (ss *session) cmdStatus(c *wire.Command) error {
 func checkStatusItems(items []string) error {
 	for _, it := range items {
 		switch it {
-		case "MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "RECENT", "SIZE", "DELETED":
+		case "MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "RECENT", "SIZE", "DELETED", "HIGHESTMODSEQ":
 		default:
 			return bad("unknown STATUS item %s", it)
 		}
@@ -152,7 +226,12 @@ func checkStatusItems(items []string) error {
 }
 
 // writeStatus writes "* STATUS name (...)" from the shared view.
+// HIGHESTMODSEQ (RFC 7162 §3.1.9) makes the session CONDSTORE-aware, in
+// STATUS and in LIST's RETURN (STATUS ...) alike.
 func (ss *session) writeStatus(folder string, items []string) error {
+	if slices.Contains(items, "HIGHESTMODSEQ") {
+		ss.enableCondStore()
+	}
 	path, err := ss.folderPath(folder)
 	if err != nil {
 		return err
@@ -178,19 +257,22 @@ func (ss *session) writeStatus(folder string, items []string) error {
 		if m.flags&maildir.FlagTrashed != 0 {
 			deleted++
 		}
-		if m.recent {
-			recent++
-		}
 		size += max(m.size, 0)
 	}
-	if ss.sel != nil && ss.sel.view == v {
-		recent += int64(len(ss.sel.recent))
+	if slices.Contains(items, "RECENT") && !ss.rev2 {
+		n, err := v.recentLocked(ss.sel)
+		if err != nil {
+			v.mu.Unlock()
+			return err
+		}
+		recent = int64(n)
 	}
 	values := map[string]int64{
 		"MESSAGES": int64(len(v.msgs)), "UIDNEXT": int64(v.mbox.UIDNext()),
 		"UIDVALIDITY": int64(v.mbox.UIDValidity()), "UNSEEN": unseen,
 		"RECENT": recent, "SIZE": size, "DELETED": deleted,
 	}
+	highestModSeq := v.highestModSeqLocked()
 	v.mu.Unlock()
 	ss.w.Untagged()
 	ss.w.Raw("STATUS ")
@@ -201,6 +283,10 @@ func (ss *session) writeStatus(folder string, items []string) error {
 			ss.w.SP()
 		}
 		ss.w.Raw(it + " ")
+		if it == "HIGHESTMODSEQ" {
+			ss.w.Number(highestModSeq)
+			continue
+		}
 		ss.w.Number(uint64(values[it]))
 	}
 	ss.w.Raw(")")

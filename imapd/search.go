@@ -5,12 +5,13 @@ import (
 	"errors"
 	"io"
 	"net/mail"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"mailroom/imapd/message"
 	"mailroom/imapd/wire"
+	"mailroom/internal/message"
 	"mailroom/maildir"
 )
 
@@ -30,12 +31,18 @@ func (ss *session) cmdSearch(c *wire.Command) error {
 	if err != nil {
 		return err
 	}
+	modseq := hasModSeqKey(sc.Key)
 	if !sc.HasReturn && !ss.rev2 {
 		var b strings.Builder
 		b.WriteString("SEARCH")
 		for _, h := range hits {
 			b.WriteByte(' ')
 			b.WriteString(strconv.FormatUint(uint64(h), 10))
+		}
+		// RFC 7162 §3.1.5: the highest MODSEQ of the messages found,
+		// when there are any.
+		if modseq && len(hits) > 0 {
+			b.WriteString(" (MODSEQ " + strconv.FormatUint(ss.searchModSeq(c.UID, hits), 10) + ")")
 		}
 		ss.untagged(b.String())
 		return nil
@@ -45,7 +52,7 @@ func (ss *session) cmdSearch(c *wire.Command) error {
 		// RFC 5182 §2.1: RETURN (SAVE) alone sends no ESEARCH.
 		return nil
 	}
-	ss.writeESearch(c, ret, hits)
+	ss.writeESearch(c, ret, hits, modseq)
 	return nil
 }
 
@@ -66,6 +73,9 @@ func (ss *session) runSearch(c *wire.Command, sc wire.SearchCommand) ([]uint32, 
 	}
 	if err := checkSearchKey(sc.Key); err != nil {
 		return nil, err
+	}
+	if hasModSeqKey(sc.Key) {
+		ss.enableCondStore() // RFC 7162 §3.1
 	}
 	defer ss.sel.view.structs().flush()
 	text := ss.prepareTextSearch(sc.Key)
@@ -96,7 +106,11 @@ func (ss *session) runSearch(c *wire.Command, sc wire.SearchCommand) ([]uint32, 
 
 // writeESearch writes the ESEARCH response (RFC 4731 §3.1). An empty
 // RETURN list means ALL.
-func (ss *session) writeESearch(c *wire.Command, ret []string, hits []uint32) {
+//
+// With a MODSEQ key it adds "MODSEQ n" (RFC 7162 §3.1.5, RFC 4731 §3.2):
+// the highest MODSEQ of the messages MIN and MAX name when only they were
+// asked for, else of all the messages found.
+func (ss *session) writeESearch(c *wire.Command, ret []string, hits []uint32, modseq bool) {
 	if len(ret) == 0 {
 		ret = []string{"ALL"}
 	}
@@ -119,6 +133,19 @@ func (ss *session) writeESearch(c *wire.Command, ret []string, hits []uint32) {
 			b.WriteString(" ALL " + uidList(hits))
 		}
 	}
+	if modseq && len(hits) > 0 {
+		of := hits
+		if !slices.Contains(ret, "ALL") && !slices.Contains(ret, "COUNT") {
+			of = nil
+			if slices.Contains(ret, "MIN") {
+				of = append(of, hits[0])
+			}
+			if slices.Contains(ret, "MAX") {
+				of = append(of, hits[len(hits)-1])
+			}
+		}
+		b.WriteString(" MODSEQ " + strconv.FormatUint(ss.searchModSeq(c.UID, of), 10))
+	}
 	ss.untagged(b.String())
 }
 
@@ -126,7 +153,7 @@ func (ss *session) writeESearch(c *wire.Command, ret []string, hits []uint32) {
 // work is done.
 func checkSearchKey(k wire.SearchKey) error {
 	switch k.Op {
-	case "MODSEQ", "OLDER", "YOUNGER", "SAVEDBEFORE", "SAVEDON", "SAVEDSINCE", "SAVEDATESUPPORTED":
+	case "OLDER", "YOUNGER", "SAVEDBEFORE", "SAVEDON", "SAVEDSINCE", "SAVEDATESUPPORTED":
 		return bad("search key %s is not supported", k.Op)
 	}
 	for _, sub := range k.Keys {
@@ -220,6 +247,11 @@ func (sm *searchMsg) match(k wire.SearchKey) (bool, error) {
 			max = sel.uids[n-1]
 		}
 		return k.Seq.Contains(sm.ref.uid, max), nil
+	case "MODSEQ":
+		// RFC 7162 §3.1.5: MODSEQ at or above the value. One MODSEQ per
+		// message serves every entry name and type.
+		m, err := sm.msg()
+		return err == nil && m.modseq >= k.Num, err
 	case "RECENT", "NEW", "OLD":
 		recent := sel.recent[sm.ref.uid]
 		if k.Op == "OLD" {
@@ -374,7 +406,7 @@ func (sm *searchMsg) headerContains(field, value string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	r, _, err := fm.st.Open(f, wire.Section{Specifier: "HEADER.FIELDS", Fields: []string{field}}, nil)
+	r, _, err := fm.st.Open(f, message.Section{Specifier: "HEADER.FIELDS", Fields: []string{field}}, nil)
 	if err != nil {
 		return false, err
 	}

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"mailroom/imapd/textindex"
+	"mailroom/maildir/textindex"
 )
 
 var searchFixtures = []string{
@@ -120,7 +120,7 @@ func TestSearchRes(t *testing.T) {
 	// SELECT empties $.
 	replay(t, c, []step{
 		{"u SEARCH RETURN (SAVE) ALL", []string{"u OK SEARCH completed"}},
-		{"v SELECT INBOX", []string{"<*>", "<*>", "<*>", "<*>", "<*>", "<*>", "<*>", "v OK [READ-WRITE] SELECT completed"}},
+		{"v SELECT INBOX", []string{"<*>", "<*>", "<*>", "<*>", "<*>", "<*>", "<*>", "<*>", "v OK [READ-WRITE] SELECT completed"}},
 		{"w SEARCH $", []string{"* SEARCH", "w OK SEARCH completed"}},
 	})
 }

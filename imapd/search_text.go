@@ -7,18 +7,22 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"mailroom/imapd/textindex"
 	"mailroom/imapd/wire"
+	"mailroom/maildir/textindex"
 )
 
 // textSearch answers the BODY and TEXT keys of one SEARCH command from
-// the mailbox's text index (imapd/textindex, file mailroom-textindex):
+// the mailbox's text index (maildir/textindex, file mailroom-textindex):
 // the index names the candidates, and each candidate is verified against
 // its decoded text, so the answer is exactly that of a scan. The index is
 // brought up to date at the start of every SEARCH that has such a key:
-// the first one indexes the whole mailbox (unless the background indexer
-// did), later ones only the messages that arrived since. Messages the index cannot cover (a file that does
-// not parse, an index that cannot be written) are scanned.
+// first the words deliver gathered at delivery (the pending file) are
+// folded in under their UIDs, without opening the messages; then the
+// messages still missing are read, all of them on the first search of a
+// mailbox whose mail did not come through deliver (unless the background
+// indexer did it), later only those that arrived since. Messages the
+// index cannot cover (a file that does not parse, an index that cannot
+// be written) are scanned.
 type textSearch struct {
 	x    *textindex.Extractor
 	ix   *textindex.Index // nil: scan every message
@@ -66,6 +70,7 @@ func (ss *session) prepareTextSearch(k wire.SearchKey) *textSearch {
 		return ts
 	}
 	ts.ix = ix
+	foldPending(v, ix, ss.log, foregroundPace)
 	updateTextIndex(v, ix, ss.sel.uids, ss.log, foregroundPace)
 	if err := ts.lookup(); err != nil {
 		if textindex.IsDamaged(err) {
@@ -81,6 +86,37 @@ func (ss *session) prepareTextSearch(k wire.SearchKey) *textSearch {
 	}
 	return ts
 }
+
+// foldPending moves the records deliver appended at delivery into the
+// index, mapping base names to UIDs through the engine's mailbox, which
+// lists every message of its last sync (some not yet announced to this
+// session: they are indexed for the session that sees them), on one
+// goroutine per CPU in the foreground and on one in the background.
+// Errors are logged: the messages are then read by updateTextIndex.
+func foldPending(v *view, ix *textindex.Index, log *slog.Logger, pace indexPace) {
+	uidOf := func(base string) (uint32, bool) {
+		m, ok := v.mbox.LookupBase(base)
+		return m.UID, ok
+	}
+	workers := 0
+	if pace.background {
+		workers = 1
+	}
+	st, err := ix.FoldPendingWorkers(uidOf, workers)
+	if err != nil {
+		log.Warn("text index: folding delivered words", "mailbox", v.path, "err", err)
+		return
+	}
+	if st != (textindex.FoldStats{}) {
+		log.Debug("text index: folded delivered words", "mailbox", v.path,
+			"folded", st.Folded, "covered", st.Covered, "dropped", st.Dropped, "kept", st.Kept, "damaged", st.Damaged)
+	}
+}
+
+// textFileOpens counts the message files the text search opened, to
+// index or to verify a candidate (tests: a mailbox indexed at delivery
+// answers its first SEARCH BODY without opening any).
+var textFileOpens atomic.Int64
 
 // textIndexGate serialises the indexing of one Maildir in this process:
 // SEARCHes and the background indexer hold mu while they update the
@@ -249,6 +285,7 @@ func collectOne(rd *session, x *textindex.Extractor, d *textindex.Doc, uid uint3
 	// would be completed by a second parse anyway.
 	fm := &fetchedMsg{ss: rd, uid: uid}
 	defer fm.close()
+	textFileOpens.Add(1)
 	st, err := fm.complete()
 	if err != nil {
 		return err
@@ -301,6 +338,7 @@ func (sm *searchMsg) textContains(op, value string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	textFileOpens.Add(1)
 	f, err := fm.open()
 	if err != nil {
 		return false, err

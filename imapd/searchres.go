@@ -1,10 +1,8 @@
 package imapd
 
 import (
-	"runtime"
+	"errors"
 	"slices"
-	"sync"
-	"weak"
 
 	"mailroom/imapd/wire"
 )
@@ -12,39 +10,21 @@ import (
 // SEARCHRES (RFC 5182, RFC 9051 §6.4.4.1): SEARCH RETURN (SAVE) keeps its
 // result as "$" for the session's later commands. The result is kept as
 // UIDs, so an expunged message drops out of it by itself (RFC 5182 §2.1:
-// "$" then no longer includes it) and a new one never enters it; it is
-// reset when a mailbox is selected, since it belongs to the selected
-// state (a new *selected starts with none).
+// "$" then no longer includes it) and a new one never enters it. It lives
+// in the selected state (selected.saved), so a SELECT or EXAMINE resets
+// it to the empty sequence (§2.1) simply by making a new one.
 //
-// The saved results live beside the sessions' selected state, keyed by a
-// weak pointer to it, and go when the selected state is collected.
-var savedResults = struct {
-	sync.Mutex
-	m map[weak.Pointer[selected]][]uint32
-}{m: map[weak.Pointer[selected]][]uint32{}}
-
-func setSaved(sel *selected, uids []uint32) {
-	key := weak.Make(sel)
-	savedResults.Lock()
-	_, had := savedResults.m[key]
-	savedResults.m[key] = uids
-	savedResults.Unlock()
-	if !had {
-		runtime.AddCleanup(sel, func(k weak.Pointer[selected]) {
-			savedResults.Lock()
-			delete(savedResults.m, k)
-			savedResults.Unlock()
-		}, key)
-	}
-}
+// "$" before any SEARCH ... SAVE in this selected state is that empty
+// sequence, which every command takes as a valid set matching nothing
+// (RFC 9051 §6.4.4.1: "FETCH $" answers OK with no FETCH responses). It is
+// not an error: NOTSAVED (RFC 9051 §6.4.4.3, RFC 5182 §2.5) is only for
+// a SEARCH ... SAVE whose result the server refuses to keep, which this
+// server never does.
 
 // savedUIDs returns the UIDs of "$" that the session still has.
 func (ss *session) savedUIDs() []uint32 {
-	savedResults.Lock()
-	uids := savedResults.m[weak.Make(ss.sel)]
-	savedResults.Unlock()
 	var out []uint32
-	for _, u := range uids {
+	for _, u := range ss.sel.saved {
 		if ss.sel.msn(u) > 0 {
 			out = append(out, u)
 		}
@@ -63,10 +43,15 @@ func (ss *session) savedSet() map[uint32]struct{} {
 
 // saveResult keeps a SEARCH's result as "$": hits are sequence numbers
 // unless uid. RFC 5182 §2.4: with MIN or MAX but neither ALL nor COUNT,
-// only those messages are kept. A failed search keeps nothing.
+// only those messages are kept. RFC 5182 §2.1: a search answered NO keeps
+// nothing (an empty "$"); one answered BAD leaves "$" as it was.
 func (ss *session) saveResult(uid bool, ret []string, hits []uint32, err error) {
+	var se *statusError
+	if errors.As(err, &se) && se.status == "BAD" {
+		return
+	}
 	if err != nil {
-		setSaved(ss.sel, nil)
+		ss.sel.saved = nil
 		return
 	}
 	if !hasReturn(ret, "ALL") && !hasReturn(ret, "COUNT") && len(hits) > 0 {
@@ -90,7 +75,7 @@ func (ss *session) saveResult(uid bool, ret []string, hits []uint32, err error) 
 		}
 	}
 	slices.Sort(uids)
-	setSaved(ss.sel, uids)
+	ss.sel.saved = uids
 }
 
 func hasReturn(ret []string, opt string) bool { return slices.Contains(ret, opt) }

@@ -23,6 +23,9 @@ type selected struct {
 	recent   map[uint32]bool
 	kwGen    uint64 // keyword generation the client was told of
 	wake     chan struct{}
+	// saved is SEARCHRES's "$" (searchres.go): UIDs, ascending, empty
+	// until a SEARCH ... SAVE in this selected state.
+	saved []uint32
 }
 
 // cmdSelect is SELECT and EXAMINE (RFC 9051 §6.3.2, §6.3.3; RFC 3501
@@ -32,13 +35,22 @@ func (ss *session) cmdSelect(c *wire.Command) error {
 	if err != nil {
 		return err
 	}
+	if sc.QResync != nil && !ss.qresync() {
+		// RFC 7162 §3.2.5: QRESYNC only after ENABLE QRESYNC.
+		return bad("QRESYNC is not enabled")
+	}
 	// RFC 9051 §6.3.2: a failed SELECT leaves no mailbox selected, so
 	// the old one goes first.
 	if ss.sel != nil {
 		ss.unselect()
-		if ss.rev2 {
+		// RFC 9051 §7.1 and RFC 7162 §3.2.11: CLOSED marks where the old
+		// mailbox's responses end.
+		if ss.rev2 || ss.qresync() {
 			ss.untagged("OK [CLOSED] previous mailbox closed")
 		}
+	}
+	if sc.CondStore {
+		ss.enableCondStore() // RFC 7162 §3.1.8
 	}
 	folder, err := ss.folderName(sc.Mailbox)
 	if err != nil {
@@ -62,11 +74,14 @@ func (ss *session) cmdSelect(c *wire.Command) error {
 		ss.srv.views.release(v)
 		return err
 	}
+	// \Recent: a read-write SELECT claims it through the engine, for
+	// this process and every other; EXAMINE claims nothing and shows
+	// what nobody has claimed.
+	firstRecent := v.recentMarkLocked(sel.readOnly)
 	for i := range v.msgs {
 		m := &v.msgs[i]
 		sel.uids = append(sel.uids, m.uid)
-		if m.recent && !sel.readOnly {
-			m.recent = false
+		if m.uid >= firstRecent {
 			sel.recent[m.uid] = true
 		}
 	}
@@ -74,6 +89,7 @@ func (ss *session) cmdSelect(c *wire.Command) error {
 	kw, gen := v.mbox.KeywordNames(), v.kwGen
 	sel.kwGen = gen
 	uidValidity, uidNext := v.mbox.UIDValidity(), v.mbox.UIDNext()
+	highestModSeq := v.highestModSeqLocked()
 	v.mu.Unlock()
 	ss.sel, ss.state = sel, stateSelected
 
@@ -88,12 +104,18 @@ func (ss *session) cmdSelect(c *wire.Command) error {
 	}
 	ss.untagged("OK [UIDVALIDITY " + strconv.FormatUint(uint64(uidValidity), 10) + "] UIDs valid")
 	ss.untagged("OK [UIDNEXT " + strconv.FormatUint(uint64(uidNext), 10) + "] predicted next UID")
+	// RFC 7162 §3.1.2.1: MODSEQs are kept, so every SELECT tells the
+	// highest (and NOMODSEQ is never sent).
+	ss.untagged("OK [HIGHESTMODSEQ " + strconv.FormatUint(highestModSeq, 10) + "] highest")
 	if ss.rev2 {
 		// RFC 9051 §6.3.2: the LIST response with the canonical name.
 		ss.w.Untagged()
 		ss.w.Raw(`LIST () "." `)
 		ss.w.AString(sel.name)
 		ss.w.CRLF()
+	}
+	if sc.QResync != nil {
+		ss.selectQResync(sc.QResync)
 	}
 	ss.log.Info("select", "mailbox", folder, "messages", len(sel.uids), "read_only", sel.readOnly)
 	ss.startTextIndexer(v, len(sel.uids))
@@ -221,6 +243,19 @@ func (ss *session) sendUpdates(expungeOK bool) {
 	}
 	events := sel.pending
 	sel.pending = nil
+	exts := ss.ext
+	// RFC 7162 §3.2.10: after ENABLE QRESYNC expunges are told as
+	// VANISHED, one response for a run of them, sent before any response
+	// that uses the sequence numbers they change.
+	var vanished []uint32
+	var fresh map[uint32]bool // UIDs new in this batch
+	flushVanished := func() {
+		if len(vanished) > 0 {
+			sort.Slice(vanished, func(i, j int) bool { return vanished[i] < vanished[j] })
+			ss.writeVanished(false, rangesOf(vanished))
+			vanished = vanished[:0]
+		}
+	}
 	grew := false
 	for _, ev := range events {
 		switch ev.kind {
@@ -232,7 +267,16 @@ func (ss *session) sendUpdates(expungeOK bool) {
 			if msn := sel.msn(ev.uid); msn > 0 {
 				sel.uids = append(sel.uids[:msn-1], sel.uids[msn:]...)
 				delete(sel.recent, ev.uid)
-				ss.untagged(strconv.Itoa(msn) + " EXPUNGE")
+				if fresh[ev.uid] {
+					// Came and went in this batch: the client never
+					// heard of it (its EXISTS comes below).
+					continue
+				}
+				if exts.qresync {
+					vanished = append(vanished, ev.uid)
+				} else {
+					ss.untagged(strconv.Itoa(msn) + " EXPUNGE")
+				}
 			}
 		case evNew:
 			if sel.msn(ev.uid) > 0 {
@@ -242,26 +286,34 @@ func (ss *session) sendUpdates(expungeOK bool) {
 			sel.uids = append(sel.uids, 0)
 			copy(sel.uids[i+1:], sel.uids[i:])
 			sel.uids[i] = ev.uid
-			if j := v.index(ev.uid); j >= 0 && v.msgs[j].recent && !sel.readOnly {
-				v.msgs[j].recent = false
-				sel.recent[ev.uid] = true
+			if fresh == nil {
+				fresh = map[uint32]bool{}
 			}
+			fresh[ev.uid] = true
 			grew = true
 		case evFlags:
+			flushVanished()
 			msn := sel.msn(ev.uid)
 			j := v.index(ev.uid)
 			if msn == 0 || j < 0 {
 				continue
 			}
-			var names [8]string
-			ss.w.Untagged()
-			ss.w.Number(uint64(msn))
-			ss.w.Raw(" FETCH (UID ")
-			ss.w.Number(uint64(ev.uid))
-			ss.w.Raw(" FLAGS ")
-			ss.w.Flags(ss.appendFlagNames(names[:0], v, &v.msgs[j]))
-			ss.w.Raw(")")
-			ss.w.CRLF()
+			// RFC 7162 §3.1: MODSEQ in every FETCH once CONDSTORE is on.
+			ss.writeFlagsFetchLocked(msn, &v.msgs[j], exts.condstore)
+		}
+	}
+	flushVanished()
+	if exts.condstore {
+		ss.capHighestModSeqLocked()
+	}
+	if grew {
+		// The new messages are this session's \Recent ones unless
+		// another session or process claimed them first.
+		first := v.recentMarkLocked(sel.readOnly)
+		for uid := range fresh {
+			if uid >= first && sel.msn(uid) > 0 {
+				sel.recent[uid] = true
+			}
 		}
 	}
 	if grew {

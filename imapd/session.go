@@ -53,11 +53,12 @@ type session struct {
 
 	state        state
 	tls          bool
-	user         string // the logged-in address
-	root         string // the user's Maildir++ root
-	rev2         bool   // ENABLE IMAP4rev2
-	utf8         bool   // ENABLE UTF8=ACCEPT (or IMAP4rev2)
-	bad          int    // consecutive BAD responses
+	user         string    // the logged-in address
+	root         string    // the user's Maildir++ root
+	rev2         bool      // ENABLE IMAP4rev2
+	utf8         bool      // ENABLE UTF8=ACCEPT (or IMAP4rev2)
+	ext          modseqExt // CONDSTORE and QRESYNC enabled (condstore.go)
+	bad          int       // consecutive BAD responses
 	authFailures int
 	sel          *selected // the selected mailbox, in stateSelected
 	// midCommand is set once a byte of a command has arrived, cleared

@@ -50,7 +50,7 @@ func (ss *session) cmdStore(c *wire.Command) error {
 		return err
 	}
 	if sc.HasUnchangedSince {
-		return bad("CONDSTORE is not enabled")
+		ss.enableCondStore() // RFC 7162 §3.1
 	}
 	if ss.sel.readOnly {
 		return no("READ-ONLY", "mailbox is read-only")
@@ -76,7 +76,11 @@ func (ss *session) cmdStore(c *wire.Command) error {
 	for i, r := range refs {
 		uids[i] = r.uid
 	}
-	_, err = v.storeFlags(uids, func(f maildir.Flags, k maildir.Keywords) (maildir.Flags, maildir.Keywords) {
+	unchangedSince := uint64(noUnchangedSince)
+	if sc.HasUnchangedSince {
+		unchangedSince = sc.UnchangedSince
+	}
+	_, modified, err := v.storeFlagsIf(uids, func(f maildir.Flags, k maildir.Keywords) (maildir.Flags, maildir.Keywords) {
 		keep := f &^ (maildir.FlagReplied | maildir.FlagFlagged | maildir.FlagTrashed | maildir.FlagSeen | maildir.FlagDraft)
 		switch sc.Op {
 		case wire.StoreAdd:
@@ -86,39 +90,83 @@ func (ss *session) cmdStore(c *wire.Command) error {
 		}
 		// FLAGS replaces the IMAP-visible flags; P (passed) stays.
 		return keep | sys, kws
-	}, ss.sel)
+	}, ss.sel, unchangedSince)
 	if err != nil {
 		return err
 	}
 	// A new keyword: FLAGS before the FETCH responses that use it.
 	ss.sendKeywordFlags()
-	if sc.Silent {
+	ss.writeStoreFetches(c.UID, sc.Silent, refs, modified)
+	if len(modified) == 0 {
 		return nil
 	}
-	// RFC 9051 §6.4.6: the FETCH responses show the flags after the store
-	// (for every message named, changed or not).
+	// RFC 7162 §3.1.3: the messages that failed the UNCHANGEDSINCE test,
+	// as sequence numbers for STORE and UIDs for UID STORE.
+	if !c.UID {
+		failed := make(map[uint32]bool, len(modified))
+		for _, u := range modified {
+			failed[u] = true
+		}
+		modified = modified[:0]
+		for _, r := range refs {
+			if failed[r.uid] {
+				modified = append(modified, uint32(r.msn))
+			}
+		}
+	}
+	return okCode("MODIFIED "+uidList(modified), "conditional STORE failed")
+}
+
+// writeStoreFetches writes STORE's FETCH responses. RFC 9051 §6.4.6: they
+// show the flags after the store, for every message named, changed or
+// not, unless .SILENT. RFC 7162 §3.1.3: a message that failed the
+// UNCHANGEDSINCE test gets none (its number is in MODIFIED); once the
+// session is CONDSTORE-aware each carries UID and MODSEQ, and .SILENT
+// still sends "FETCH (UID n MODSEQ (m))" for every message the store
+// succeeded on, so the client's cache of MODSEQs stays right. A message
+// whose flags were already as asked keeps its MODSEQ (§3.1.1: only a
+// change moves it).
+func (ss *session) writeStoreFetches(uid, silent bool, refs []msgRef, modified []uint32) {
+	condstore := ss.condstore()
+	if silent && !condstore {
+		return
+	}
+	skip := map[uint32]bool{}
+	for _, u := range modified {
+		skip[u] = true
+	}
+	v := ss.sel.view
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	var names [8]string
 	for _, r := range refs {
 		i := v.index(r.uid)
-		if i < 0 {
+		if i < 0 || skip[r.uid] {
 			continue
 		}
 		ss.w.Untagged()
 		ss.w.Number(uint64(r.msn))
 		ss.w.Raw(" FETCH (")
-		if c.UID {
+		// RFC 7162 §3.1 (RFC 5162 erratum 1807): once CONDSTORE is on,
+		// STORE's FETCH responses carry the UID as well as MODSEQ.
+		if uid || condstore {
 			ss.w.Raw("UID ")
 			ss.w.Number(uint64(r.uid))
 			ss.w.SP()
 		}
-		ss.w.Raw("FLAGS ")
-		ss.w.Flags(ss.appendFlagNames(names[:0], v, &v.msgs[i]))
+		if !silent {
+			ss.w.Raw("FLAGS ")
+			ss.w.Flags(ss.appendFlagNames(names[:0], v, &v.msgs[i]))
+			if condstore {
+				ss.w.SP()
+			}
+		}
+		if condstore {
+			ss.writeModSeq(&v.msgs[i])
+		}
 		ss.w.Raw(")")
 		ss.w.CRLF()
 	}
-	return nil
 }
 
 // sendKeywordFlags sends FLAGS when the keyword table grew.
@@ -150,5 +198,8 @@ func (ss *session) cmdExpunge(c *wire.Command) error {
 	if ss.sel.readOnly {
 		return no("READ-ONLY", "mailbox is read-only")
 	}
-	return ss.sel.view.expunge(ss.deletedUIDs(set))
+	if err := ss.sel.view.expunge(ss.deletedUIDs(set)); err != nil {
+		return err
+	}
+	return ss.expungedOK(c.Name)
 }

@@ -5,7 +5,7 @@ import (
 	"runtime"
 	"time"
 
-	"mailroom/imapd/textindex"
+	"mailroom/maildir/textindex"
 )
 
 // Background text indexing, as Dovecot's fts_autoindex: after SELECT or
@@ -98,6 +98,7 @@ func runTextIndexer(v *view, g *textIndexGate, done <-chan struct{}, log *slog.L
 		return
 	}
 	defer func() { _ = ix.Close() }()
+	foldPending(v, ix, log, indexPace{background: true})
 	stop := func() bool {
 		select {
 		case <-done:

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"mailroom/imapd/textindex"
 	"mailroom/internal/testutil"
 	"mailroom/maildir"
+	"mailroom/maildir/textindex"
 )
 
 // bgWait bounds the waits for the background indexer.
@@ -256,4 +256,75 @@ func pauseAfterFirstMessage(g *textIndexGate) (first chan struct{}, release chan
 	}
 	g.afterMessage.Store(&hook)
 	return first, release
+}
+
+// Mail indexed at delivery (deliver's hook: textindex.IndexDelivered on
+// the delivered file) is folded into the index by the first SEARCH,
+// which then answers without opening a single message file, and answers
+// as a scan does. With background indexing off, so that the SEARCH
+// itself is what folds.
+func TestTextIndexAtDeliveryOpensNoMessage(t *testing.T) {
+	e := newTestEnv(t, nil)
+	const filler = 40
+	for _, m := range searchFixtures {
+		if err := textindex.IndexDelivered(deliver(t, e.root(), "", m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range filler {
+		path := deliver(t, e.root(), "", fmt.Sprintf("Subject: filler %d\n\nfiller text number %d\n", i, i))
+		if err := textindex.IndexDelivered(path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fileSize(t, filepath.Join(e.root(), textindex.PendingName)) == 0 {
+		t.Fatal("no pending records after delivery")
+	}
+	c := e.login()
+	must(t, last(c.cmd("s", "SELECT INBOX")), "s OK")
+	before := textFileOpens.Load()
+	tests := []struct{ query, want string }{
+		{`SEARCH BODY "xyzzy"`, "* SEARCH 2 6"},
+		{`SEARCH BODY "softbreak"`, "* SEARCH 3"},
+		{`SEARCH BODY "binary"`, "* SEARCH"},
+		{`SEARCH BODY "number"`, "* SEARCH " + seqRange(len(searchFixtures)+1, len(searchFixtures)+filler)},
+		{"SEARCH TEXT {7+}\r\ngrüße", "* SEARCH 5"},
+	}
+	for _, tc := range tests {
+		r := c.cmd("a", tc.query)
+		if len(r) != 2 || r[0] != tc.want || !strings.HasPrefix(r[1], "a OK") {
+			t.Fatalf("%s: got %q, want %q", tc.query, r, tc.want)
+		}
+	}
+	if n := textFileOpens.Load() - before; n != 0 {
+		t.Fatalf("the searches opened %d message files; the index was built at delivery", n)
+	}
+	if fileSize(t, filepath.Join(e.root(), textindex.PendingName)) != 0 {
+		t.Fatal("pending records left after the fold")
+	}
+	// Without the hook, the first search reads every message: the count
+	// above is not zero for want of counting.
+	e2 := newTestEnv(t, nil)
+	for _, m := range searchFixtures {
+		deliver(t, e2.root(), "", m)
+	}
+	c2 := e2.login()
+	must(t, last(c2.cmd("s", "SELECT INBOX")), "s OK")
+	before = textFileOpens.Load()
+	must(t, c2.cmd("a", `SEARCH BODY "xyzzy"`)[0], "* SEARCH 2 6")
+	if n := textFileOpens.Load() - before; n < int64(len(searchFixtures)) {
+		t.Fatalf("a search without delivery-time indexing opened %d message files, want at least %d", n, len(searchFixtures))
+	}
+}
+
+// seqRange lists the numbers lo..hi, space-separated.
+func seqRange(lo, hi int) string {
+	var b strings.Builder
+	for i := lo; i <= hi; i++ {
+		if i > lo {
+			b.WriteByte(' ')
+		}
+		fmt.Fprint(&b, i)
+	}
+	return b.String()
 }

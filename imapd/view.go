@@ -27,7 +27,6 @@ type vmsg struct {
 	kw     maildir.Keywords
 	size   int64 // RFC822.SIZE (CRLF form); -1 until known
 	modseq uint64
-	recent bool // \Recent not yet claimed by a session
 }
 
 // eventKind is what a pending update says.
@@ -42,11 +41,15 @@ const (
 type event struct {
 	kind eventKind
 	uid  uint32
+	// below is, for an expunge, a MODSEQ under the expunge's own: the
+	// HIGHESTMODSEQ before the operation that removed it
+	// (condstore.go's deferredExpungeModSeq).
+	below uint64
 }
 
 // view is the in-memory state of one mailbox: UIDs, flags, keywords,
-// sizes and a MODSEQ per message (RFC 7162 needs them later; they are
-// counted from the first day). Sessions that select it subscribe and get
+// sizes and a MODSEQ per message (RFC 7162, from the engine:
+// condstore_view.go). Sessions that select it subscribe and get
 // every change as an event, which they turn into EXISTS, EXPUNGE and
 // FETCH FLAGS responses at the points the protocol allows.
 type view struct {
@@ -55,15 +58,17 @@ type view struct {
 	refs int // under reg.mu
 	log  *slog.Logger
 
-	mu        sync.Mutex
-	mbox      *maildir.Mailbox
-	msgs      []vmsg // ascending UID
-	modseq    uint64 // highest MODSEQ handed out
-	kwGen     uint64 // bumped when a keyword is defined
-	subs      map[*selected]bool
-	idlers    int
-	watcher   *maildir.Watcher
-	cacheOnce sync.Once
+	mu    sync.Mutex
+	mbox  *maildir.Mailbox
+	msgs  []vmsg // ascending UID
+	kwGen uint64 // bumped when a keyword is defined
+	// expungeBelow is HIGHESTMODSEQ before the operation under way, for
+	// the expunges it finds (event.below).
+	expungeBelow uint64
+	subs         map[*selected]bool
+	idlers       int
+	watcher      *maildir.Watcher
+	cacheOnce    sync.Once
 	// openedAt is when OpenMailbox synced the view, zero after any later
 	// sync: a SELECT right after need not list the directories again.
 	openedAt time.Time
@@ -98,9 +103,9 @@ func (r *registry) open(path string, log *slog.Logger) (*view, error) {
 	}
 	v := &view{reg: r, path: path, refs: 1, log: log, mbox: mbox, subs: map[*selected]bool{}, openedAt: time.Now()}
 	v.msgs = make([]vmsg, 0, mbox.Len())
+	v.startModSeqLocked()
 	mbox.Range(func(m maildir.Message) bool {
-		v.modseq++
-		v.msgs = append(v.msgs, vmsg{uid: m.UID, flags: m.Name.Flags, kw: m.Name.Keywords, size: m.VSize, modseq: v.modseq, recent: m.Dir == "new"})
+		v.msgs = append(v.msgs, vmsg{uid: m.UID, flags: m.Name.Flags, kw: m.Name.Keywords, size: m.VSize, modseq: v.messageModSeqLocked(m)})
 		return true
 	})
 	r.views[path] = v
@@ -174,6 +179,7 @@ func (v *view) syncedLocked() error {
 func (v *view) syncLocked() error {
 	v.openedAt = time.Time{}
 	kwBefore := len(v.mbox.KeywordNames())
+	v.expungeBelow = v.highestModSeqLocked()
 	ch, err := v.mbox.Sync()
 	if err != nil {
 		return fmt.Errorf("sync %s: %w", v.path, err)
@@ -189,13 +195,12 @@ func (v *view) syncLocked() error {
 		if !ok || v.index(uid) >= 0 {
 			continue
 		}
-		v.modseq++
-		vm := vmsg{uid: uid, flags: m.Name.Flags, kw: m.Name.Keywords, size: m.VSize, modseq: v.modseq, recent: m.Dir == "new"}
+		vm := vmsg{uid: uid, flags: m.Name.Flags, kw: m.Name.Keywords, size: m.VSize, modseq: v.messageModSeqLocked(m)}
 		i := sort.Search(len(v.msgs), func(i int) bool { return v.msgs[i].uid > uid })
 		v.msgs = append(v.msgs, vmsg{})
 		copy(v.msgs[i+1:], v.msgs[i:])
 		v.msgs[i] = vm
-		v.publishLocked(event{evNew, uid}, nil)
+		v.publishLocked(event{kind: evNew, uid: uid}, nil)
 	}
 	for _, uid := range ch.FlagsChanged {
 		m, ok := v.mbox.Lookup(uid)
@@ -203,9 +208,8 @@ func (v *view) syncLocked() error {
 		if !ok || i < 0 {
 			continue
 		}
-		v.modseq++
-		v.msgs[i].flags, v.msgs[i].kw, v.msgs[i].modseq = m.Name.Flags, m.Name.Keywords, v.modseq
-		v.publishLocked(event{evFlags, uid}, nil)
+		v.msgs[i].flags, v.msgs[i].kw, v.msgs[i].modseq = m.Name.Flags, m.Name.Keywords, v.messageModSeqLocked(m)
+		v.publishLocked(event{kind: evFlags, uid: uid}, nil)
 	}
 	if len(v.mbox.KeywordNames()) != kwBefore {
 		v.kwGen++ // another process defined keywords
@@ -219,8 +223,8 @@ func (v *view) removeLocked(uid uint32) {
 		return
 	}
 	v.msgs = append(v.msgs[:i], v.msgs[i+1:]...)
-	v.modseq++
-	v.publishLocked(event{evExpunge, uid}, nil)
+	v.recordVanishedLocked(uid)
+	v.publishLocked(event{kind: evExpunge, uid: uid, below: v.expungeBelow}, nil)
 }
 
 // publishLocked queues ev for every subscriber but except and wakes them.
@@ -241,8 +245,36 @@ func (v *view) publishLocked(ev event, except *selected) {
 // and returns the UIDs whose flags changed. Other subscribers hear of it;
 // the caller answers for its own session.
 func (v *view) storeFlags(uids []uint32, change func(maildir.Flags, maildir.Keywords) (maildir.Flags, maildir.Keywords), from *selected) ([]uint32, error) {
+	changed, _, err := v.storeFlagsIf(uids, change, from, noUnchangedSince)
+	return changed, err
+}
+
+// noUnchangedSince makes storeFlagsIf unconditional.
+const noUnchangedSince = ^uint64(0)
+
+// storeFlagsIf is storeFlags with RFC 7162 §3.1.3's UNCHANGEDSINCE: a
+// message whose MODSEQ is above unchangedSince is left alone and listed
+// in modified. The test is the engine's (maildir.SetFlagsManyIf), made
+// under the lock of its modseq log in the critical section that gives the
+// change its modseq, so no change by another session or process slips in
+// between the test and the rename, and MODIFIED is exact.
+func (v *view) storeFlagsIf(uids []uint32, change func(maildir.Flags, maildir.Keywords) (maildir.Flags, maildir.Keywords), from *selected, unchangedSince uint64) (changed, modified []uint32, err error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	if unchangedSince != noUnchangedSince {
+		// A process that does not write the modseq log (Dovecot, a
+		// mail client) is seen only by a sync: the engine's test can
+		// then catch its change to a file this STORE leaves as it is.
+		if err := v.syncLocked(); err != nil {
+			return nil, nil, err
+		}
+		if storeIfHook != nil {
+			storeIfHook()
+		}
+		changed, modified, err = v.mbox.SetFlagsManyIf(v.present(uids), unchangedSince, change)
+		v.takeStoredLocked(changed, from)
+		return changed, modified, err
+	}
 	// One batch for the whole command: the engine renames every file, then
 	// flushes cur/ (and new/) once, not once per message.
 	var batch []maildir.FlagChange
@@ -257,25 +289,47 @@ func (v *view) storeFlags(uids []uint32, change func(maildir.Flags, maildir.Keyw
 		}
 		batch = append(batch, maildir.FlagChange{UID: uid, Flags: f, Keywords: k})
 	}
-	err := v.mbox.SetFlagsMany(batch)
+	err = v.mbox.SetFlagsMany(batch)
 	// Whatever failed, the files renamed before it have their new flags:
 	// report exactly those (the engine's view says which).
-	var changed []uint32
+	var done []uint32
 	for _, c := range batch {
 		m, ok := v.mbox.Lookup(c.UID)
-		if !ok || m.Name.Flags != c.Flags || m.Name.Keywords != c.Keywords {
-			continue
+		if ok && m.Name.Flags == c.Flags && m.Name.Keywords == c.Keywords {
+			done = append(done, c.UID)
 		}
-		i := v.index(c.UID)
-		if i < 0 {
-			continue
-		}
-		v.modseq++
-		v.msgs[i].flags, v.msgs[i].kw, v.msgs[i].modseq = c.Flags, c.Keywords, v.modseq
-		changed = append(changed, c.UID)
-		v.publishLocked(event{evFlags, c.UID}, from)
 	}
-	return changed, err
+	return v.takeStoredLocked(done, from), nil, err
+}
+
+// storeIfHook, when set (by tests), runs before a conditional store calls
+// the engine: where another process's change used to slip in.
+var storeIfHook func()
+
+// present returns the UIDs of uids the view has.
+func (v *view) present(uids []uint32) []uint32 {
+	out := make([]uint32, 0, len(uids))
+	for _, uid := range uids {
+		if v.index(uid) >= 0 {
+			out = append(out, uid)
+		}
+	}
+	return out
+}
+
+// takeStoredLocked copies the engine's flags and MODSEQ of the messages
+// this session stored into the view and tells the other subscribers.
+func (v *view) takeStoredLocked(uids []uint32, from *selected) []uint32 {
+	for _, uid := range uids {
+		m, ok := v.mbox.Lookup(uid)
+		i := v.index(uid)
+		if !ok || i < 0 {
+			continue
+		}
+		v.msgs[i].flags, v.msgs[i].kw, v.msgs[i].modseq = m.Name.Flags, m.Name.Keywords, v.messageModSeqLocked(m)
+		v.publishLocked(event{kind: evFlags, uid: uid}, from)
+	}
+	return uids
 }
 
 // expunge deletes uids; every subscriber, the caller's session included,
@@ -287,6 +341,7 @@ func (v *view) expunge(uids []uint32) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	defer v.quotaExpunge(uids)() // maildirsize "-bytes -count" (imapd/quota.go)
+	v.expungeBelow = v.highestModSeqLocked()
 	if err := v.mbox.Expunge(uids...); err != nil {
 		return fmt.Errorf("expunge: %w", err)
 	}

@@ -131,6 +131,9 @@ func FuzzSearch(f *testing.F) {
 	for _, s := range []string{
 		`FLAGGED SINCE 1-Feb-1994 NOT FROM "Smith"`, `RETURN (MIN COUNT) CHARSET UTF-8 OR (SEEN 1:3) UID $`,
 		`HEADER X-Y {1}` + "\r\nz", `MODSEQ "/flags/\\draft" all 620162338`, `OR OR OR A B C D`, `NOT NOT NOT`,
+		// RFC 7162 §3.1.5.
+		`MODSEQ 0`, `RETURN (MIN MAX) UID 1:* MODSEQ "/flags/\\seen" shared 9223372036854775807`,
+		`OR MODSEQ 5 NOT MODSEQ "/flags/$x" priv 7`, `MODSEQ "/flags/\\seen" bogus 1`, `MODSEQ 99999999999999999999`,
 	} {
 		f.Add(s)
 	}
@@ -151,6 +154,9 @@ func FuzzFetch(f *testing.F) {
 	for _, s := range []string{
 		`1:* ALL`, `2:4 (FLAGS BODY[HEADER.FIELDS (DATE FROM)])`, `1 BODY.PEEK[1.2.MIME]<0.100>`,
 		`1 (BINARY[1] BINARY.SIZE[1]) (CHANGEDSINCE 1 VANISHED)`, `1 BODY[1..2]`, `* (UID RFC822.SIZE)`,
+		// RFC 7162 §3.1.4.1, §3.2.6.
+		`1:* (FLAGS MODSEQ)`, `1:* (FLAGS) (CHANGEDSINCE 12345)`, `300:500 (FLAGS) (VANISHED CHANGEDSINCE 9223372036854775807)`,
+		`1 MODSEQ (CHANGEDSINCE 0)`, `1 FLAGS (CHANGEDSINCE 1 CHANGEDSINCE 2)`, `1 FLAGS ()`,
 	} {
 		f.Add(s)
 	}
@@ -178,6 +184,10 @@ func FuzzStoreListSelect(f *testing.F) {
 	for _, s := range []string{
 		`1:* (UNCHANGEDSINCE 5) +FLAGS.SILENT (\Seen)`, `(SUBSCRIBED) "" (% *) RETURN (STATUS (MESSAGES))`,
 		`INBOX (QRESYNC (1 2 1:5 (1:2 3:4)))`, `("name" NIL)`, `x (\Seen) "17-Jul-1996 02:44:25 -0700"`,
+		// RFC 7162 §3.1.3, §3.1.8, §3.1.9, §3.2.5.
+		`INBOX (CONDSTORE)`, `INBOX (QRESYNC (67890007 20050715194045000 41,43:211,214:541 (1:3,5 1:3,5)))`,
+		`INBOX (QRESYNC (67890007 90060115194045000 (1:3 1:3)))`, `INBOX (QRESYNC (1 2 1:*))`, `INBOX (CONDSTORE QRESYNC (1 2))`,
+		`1,3 (UNCHANGEDSINCE 0) FLAGS ()`, `INBOX (HIGHESTMODSEQ MESSAGES)`, `"" * RETURN (STATUS (HIGHESTMODSEQ))`,
 	} {
 		f.Add(s)
 	}

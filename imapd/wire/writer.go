@@ -101,10 +101,12 @@ func (w *Writer) Atom(s string) {
 	w.String(s)
 }
 
-// Number writes a decimal number.
+// Number writes a decimal number. It formats into the buffer's free
+// space: a FETCH of 100,000 messages writes two numbers per message and
+// should allocate for none.
 func (w *Writer) Number(n uint64) {
-	var b [20]byte
-	w.buf().Write(strconv.AppendUint(b[:0], n, 10))
+	bw := w.buf()
+	bw.Write(strconv.AppendUint(bw.AvailableBuffer(), n, 10))
 }
 
 // NIL writes NIL.
@@ -186,6 +188,17 @@ func (w *Writer) Literal(size int64, r io.Reader) error { return w.literal("{", 
 
 // Literal8 is Literal for BINARY[] data: "~{size}" (RFC 3516 §4.2).
 func (w *Writer) Literal8(size int64, r io.Reader) error { return w.literal("~{", size, r) }
+
+// LiteralBytes writes b as a literal: "{len}" CRLF and b. It is Literal
+// for an answer already in memory (BODY[HEADER.FIELDS ...]), without a
+// reader around it.
+func (w *Writer) LiteralBytes(b []byte) {
+	bw := w.buf()
+	bw.WriteByte('{')
+	w.Number(uint64(len(b)))
+	bw.WriteString("}\r\n")
+	bw.Write(b)
+}
 
 func (w *Writer) literal(open string, size int64, r io.Reader) error {
 	w.buf().WriteString(open)

@@ -76,6 +76,7 @@ type DeliverConfig struct {
 	AllowFileTargets bool   // allow_file_targets: aliases may name "/path/file"
 	ExtensionFolder  bool   // extension_folder: user+ext delivers into folder .ext when it exists
 	MaxMessageSize   int64  // max_message_size: bigger messages are refused (65 / 5.3.4); 0 = no limit
+	TextIndex        bool   // text_index: gather each delivered message's words for imapd's SEARCH BODY/TEXT index
 
 	// The queue daemon (deliver --queue).
 	QueueConcurrency int64         // queue_concurrency: messages delivered at once

@@ -26,6 +26,7 @@ func TestDefault(t *testing.T) {
 		Deliver: DeliverConfig{
 			OverQuota:              "tempfail",
 			MaxMessageSize:         50 * 1024 * 1024,
+			TextIndex:              true,
 			QueueConcurrency:       8,
 			MinBackoff:             5 * time.Minute,
 			MaxBackoff:             time.Hour,
@@ -115,6 +116,7 @@ func TestParse(t *testing.T) {
 		{"size lower-case suffix", "[deliver]\nquota = 2g\n", func(c *Config) { c.Deliver.Quota = 2 << 30 }},
 		{"size plain", "[deliver]\nquota = 12345\n", func(c *Config) { c.Deliver.Quota = 12345 }},
 		{"bool no", "[deliver]\nallow_pipe_targets = no\n", func(c *Config) {}},
+		{"text index off", "[deliver]\ntext_index = no\n", func(c *Config) { c.Deliver.TextIndex = false }},
 		{"sections repeat", "[deliver]\nquota = 1\n[smtpd]\n[deliver]\nquota_messages = 2\n", func(c *Config) {
 			c.Deliver.Quota, c.Deliver.QuotaMessages = 1, 2
 		}},
@@ -185,6 +187,7 @@ func TestParseErrors(t *testing.T) {
 		{"count with suffix", "[deliver]\nquota_messages = 1k\n", `quota_messages: bad number "1k"`},
 		{"count overflow", "[deliver]\nquota_messages = 99999999999999999999\n", `quota_messages: bad number`},
 		{"bad bool", "[deliver]\nallow_pipe_targets = maybe\n", `test.conf:2: allow_pipe_targets: bad boolean "maybe"`},
+		{"bad text_index", "[deliver]\ntext_index = sometimes\n", `test.conf:2: text_index: bad boolean "sometimes"`},
 		{"lock_timeout is gone", "[deliver]\nlock_timeout = 30s\n", `test.conf:2: unknown key "lock_timeout" in [deliver]`},
 		{"bad over_quota", "[deliver]\nover_quota = drop\n", `over_quota: bad value "drop" (want one of tempfail, bounce)`},
 		{"bad log_format", "log_format = json\n", `log_format: bad value "json"`},
@@ -333,6 +336,7 @@ allow_pipe_targets = no
 allow_file_targets = no
 extension_folder = no
 max_message_size = 50M
+text_index = yes
 queue_concurrency = 8
 min_backoff = 5m
 max_backoff = 1h

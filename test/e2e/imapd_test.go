@@ -101,22 +101,28 @@ func imapSetup(t *testing.T) (*env, *imapServer) {
 	return e, startImapd(t, e, cert)
 }
 
-// imaplibScript drives imapd through python3's imaplib: STARTTLS on the
-// plain port, then everything else over IMAPS. It prints "IDLING" when its
-// IDLE is under way (the test then delivers a message) and, last, one
-// line of JSON. argv: host plain_port tls_port cafile user password.
-const imaplibScript = `
-import imaplib, json, re, ssl, sys, time
-imaplib.Commands.setdefault('MOVE', ('SELECTED',))
-host, plain_port, tls_port, ca, user, pw = sys.argv[1:7]
-ctx = ssl.create_default_context(cafile=ca)
-out = {}
+// imaplibHelpers are the Python functions the imaplib scripts share: s
+// gives a response item as text, ok returns a command's data or ends the
+// script, naming what failed, when the command was not OK.
+const imaplibHelpers = `
 def s(b): return b.decode('latin-1') if isinstance(b, bytes) else str(b)
 def ok(res, what):
     typ, data = res
     if typ != 'OK':
         raise SystemExit('%s: %s %r' % (what, typ, data))
     return data
+`
+
+// imaplibScript drives imapd through python3's imaplib: STARTTLS on the
+// plain port, then everything else over IMAPS. It prints "IDLING" when its
+// IDLE is under way (the test then delivers a message) and, last, one
+// line of JSON. argv: host plain_port tls_port cafile user password.
+const imaplibScript = imaplibHelpers + `
+import imaplib, json, re, ssl, sys, time
+imaplib.Commands.setdefault('MOVE', ('SELECTED',))
+host, plain_port, tls_port, ca, user, pw = sys.argv[1:7]
+ctx = ssl.create_default_context(cafile=ca)
+out = {}
 def flat(data):
     parts = []
     for d in data:

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/base64"
+	"errors"
 	"flag"
 	"fmt"
 	"math"
@@ -11,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"mailroom/maildir/textindex"
 )
 
 // runMkMaildir writes a deterministic Maildir fixture: the same -n and -seed
@@ -24,14 +27,25 @@ import (
 // with LF line ends, named like Dovecot names them
 // (<time>.M<usec>P<pid>.<host>,S=<file size>,W=<CRLF size>:2,<flags>) in cur/,
 // 70% seen; the mtime is the Date: header.
+//
+// With -index, every message is also indexed as deliver indexes it at
+// delivery ([deliver] text_index): its words are appended to the
+// Maildir's pending text index file, so the Maildir looks like one whose
+// mail came through deliver. -index-only does that for the messages of an
+// existing Maildir (-dir), in name order, without writing any.
 func runMkMaildir(args []string) error {
 	fs := flag.NewFlagSet("mkmaildir", flag.ExitOnError)
 	n := fs.Int("n", 10000, "messages")
 	seed := fs.Uint64("seed", 1, "random seed (same seed, same Maildir)")
 	dir := fs.String("dir", "", "Maildir to create (must not exist)")
+	index := fs.Bool("index", false, "index every message as deliver does at delivery")
+	indexOnly := fs.Bool("index-only", false, "index the messages already in -dir as deliver does, write none")
 	fs.Parse(args)
 	if *dir == "" {
 		return fmt.Errorf("mkmaildir: need -dir MAILDIR")
+	}
+	if *indexOnly {
+		return indexExisting(*dir)
 	}
 	if _, err := os.Stat(*dir); err == nil {
 		return fmt.Errorf("mkmaildir: %s exists", *dir)
@@ -49,7 +63,7 @@ func runMkMaildir(args []string) error {
 	for i := 0; i < *n; i++ {
 		t = t.Add(time.Duration(g.rng.Int64N(int64(10 * time.Hour))))
 		body := g.message(i, t)
-		size, err := writeFixture(*dir, i, t, body, g.flags())
+		size, err := writeFixture(*dir, i, t, body, g.flags(), *index)
 		if err != nil {
 			return err
 		}
@@ -61,8 +75,9 @@ func runMkMaildir(args []string) error {
 	return nil
 }
 
-// writeFixture stores one message in cur/ under a Dovecot-style name.
-func writeFixture(dir string, i int, t time.Time, msg []byte, flags string) (int64, error) {
+// writeFixture stores one message in cur/ under a Dovecot-style name and,
+// with index, indexes it as deliver does.
+func writeFixture(dir string, i int, t time.Time, msg []byte, flags string, index bool) (int64, error) {
 	crlf := int64(len(msg) + bytes.Count(msg, []byte("\n")))
 	name := fmt.Sprintf("%d.M%dP%d.bench,S=%d,W=%d:2,%s",
 		t.Unix(), 100000+i*7%900000, 4000+i%3000, len(msg), crlf, flags)
@@ -73,7 +88,45 @@ func writeFixture(dir string, i int, t time.Time, msg []byte, flags string) (int
 	if err := os.Chtimes(path, t, t); err != nil {
 		return 0, fmt.Errorf("mkmaildir: %w", err)
 	}
+	if index {
+		if err := textindex.IndexDelivered(path); err != nil {
+			return 0, fmt.Errorf("mkmaildir: index: %w", err)
+		}
+	}
 	return int64(len(msg)), nil
+}
+
+// indexExisting indexes every message of new/ and cur/ of the Maildir at
+// dir as deliver does at delivery. A message the pending file has no room
+// for (textindex.MaxPending) stops it: imapd indexes the rest itself.
+func indexExisting(dir string) error {
+	start := time.Now()
+	indexed, pendingBytes := 0, int64(0)
+	for _, sub := range []string{"new", "cur"} {
+		names, err := os.ReadDir(filepath.Join(dir, sub))
+		if err != nil {
+			return fmt.Errorf("mkmaildir: %w", err)
+		}
+		for _, de := range names {
+			path := filepath.Join(dir, sub, de.Name())
+			err := textindex.IndexDelivered(path)
+			if errors.Is(err, textindex.ErrPendingFull) {
+				fmt.Fprintf(os.Stderr, "mkmaildir: pending text index full after %d messages\n", indexed)
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("mkmaildir: index %s: %w", path, err)
+			}
+			indexed++
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(dir, textindex.PendingName)); err == nil {
+		pendingBytes = fi.Size()
+	}
+	el := time.Since(start)
+	fmt.Printf("mode=mkmaildir-index n=%d pending_bytes=%d seconds=%.2f us_per_msg=%.1f dir=%s\n",
+		indexed, pendingBytes, el.Seconds(), float64(el.Microseconds())/float64(max(indexed, 1)), dir)
+	return nil
 }
 
 type msgGen struct {

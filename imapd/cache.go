@@ -410,6 +410,17 @@ func (c *structCache) close() {
 	c.data, c.index, c.tail, c.full = nil, nil, nil, nil
 }
 
+// compactAtClose is compactIfWasteful when the last view lets the cache
+// go: expunged UIDs are looked for again, since those expunged while
+// the view was open were not (a view may live for days, see
+// view_linger.go).
+func (c *structCache) compactAtClose(alive func(uid uint32) bool) {
+	c.mu.Lock()
+	c.expungeChecked = false
+	c.mu.Unlock()
+	c.compactIfWasteful(alive)
+}
+
 // compactIfWasteful rewrites the file without its dead records when they
 // are more than half of it (see the format above). alive says whether a
 // UID still names a message; it is called without the cache's lock held

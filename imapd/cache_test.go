@@ -401,10 +401,13 @@ func TestCacheCompactionCrash(t *testing.T) {
 
 // TestCacheCompactionSession: through IMAP, an expunge-heavy mailbox's
 // cache is compacted by a later session's FETCH, and the answers stay
-// the same.
+// the same. Views do not linger here, so that the later session loads
+// the cache again (TestViewLingerCompactsAtClose covers the other way).
 func TestCacheCompactionSession(t *testing.T) {
 	lowCompactMin(t)
 	e := newTestEnv(t, nil)
+	e.srv.init()
+	e.srv.views.linger = lingerPolicy{}
 	for i := 0; i < 12; i++ {
 		deliver(t, e.root(), "", fmt.Sprintf("From: f%d@x.test\nSubject: s%d\nDate: Mon, 1 Jan 2024 10:00:00 +0000\n\nbody %d\n", i, i, i))
 	}

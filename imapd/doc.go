@@ -48,7 +48,11 @@
 //     refused: no name reaches outside the user's Maildir.
 //
 // Mailbox state: one view per Maildir per process, shared by every
-// session that selects it (refcounted). It holds UIDs (from the engine's
+// session that selects it (refcounted). A view no session holds lingers
+// for a minute (at most 16 views and 300,000 messages, oldest first;
+// view_linger.go), so that a client logging in again gets a SELECT that
+// only stats the Maildir; it is reused only while the Maildir's
+// directory and cur/ are the very ones it was made of. It holds UIDs (from the engine's
 // dovecot-uidlist), flags, keywords, RFC822.SIZE (the W= field) and the
 // engine's MODSEQ per message (maildir.Message.ModSeq, kept in
 // <maildir>/mailroom-modseq for every process). A change made by one

@@ -306,6 +306,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-finished
 		errs = append(errs, ctx.Err())
 	}
+	s.views.stop()
 	return errors.Join(errs...)
 }
 

@@ -12,13 +12,20 @@ import (
 )
 
 // registry holds one view per Maildir path for the whole process, shared
-// by every session that selects the mailbox (refcounted).
+// by every session that selects the mailbox (refcounted). A view nobody
+// holds lingers a while for the next session (view_linger.go).
 type registry struct {
-	mu    sync.Mutex
-	views map[string]*view
+	mu      sync.Mutex
+	views   map[string]*view
+	linger  lingerPolicy
+	idle    []*view // views with no reference, in the order they were released
+	expiry  *time.Timer
+	stopped bool // Shutdown: nothing lingers any more
 }
 
-func newRegistry() *registry { return &registry{views: map[string]*view{}} }
+func newRegistry() *registry {
+	return &registry{views: map[string]*view{}, linger: defaultLinger}
+}
 
 // vmsg is one message as the view knows it.
 type vmsg struct {
@@ -73,6 +80,10 @@ type view struct {
 	// sync: a SELECT right after need not list the directories again.
 	openedAt time.Time
 	cache    *structCache // made on first use (structs)
+	// dir is the Maildir the view was made of; idleSince is when the
+	// last reference went (under reg.mu; view_linger.go).
+	dir       dirIdentity
+	idleSince time.Time
 
 	// watchDirty and watchBusy coalesce the watcher's signals into one
 	// sync goroutine at a time, started only when something changed.
@@ -94,14 +105,21 @@ func (r *registry) open(path string, log *slog.Logger) (*view, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if v, ok := r.views[path]; ok {
-		v.refs++
-		return v, nil
+		if v.refs > 0 || r.revive(v) {
+			v.refs++
+			return v, nil
+		}
+		defer v.close() // lingered, but the Maildir was replaced since
+	}
+	dir, err := maildirIdentity(path)
+	if err != nil {
+		return nil, err
 	}
 	mbox, err := maildir.OpenMailbox(path)
 	if err != nil {
 		return nil, err
 	}
-	v := &view{reg: r, path: path, refs: 1, log: log, mbox: mbox, subs: map[*selected]bool{}, openedAt: time.Now()}
+	v := &view{reg: r, path: path, refs: 1, log: log, mbox: mbox, subs: map[*selected]bool{}, openedAt: time.Now(), dir: dir}
 	v.msgs = make([]vmsg, 0, mbox.Len())
 	v.startModSeqLocked()
 	mbox.Range(func(m maildir.Message) bool {
@@ -112,27 +130,34 @@ func (r *registry) open(path string, log *slog.Logger) (*view, error) {
 	return v, nil
 }
 
-// release drops a reference; the last one closes the view.
+// release drops a reference; after the last one the view lingers, or is
+// closed when it may not (lingerLocked).
 func (r *registry) release(v *view) {
 	r.mu.Lock()
 	v.refs--
-	last := v.refs == 0
-	if last {
-		delete(r.views, v.path)
+	var closing []*view
+	if v.refs == 0 {
+		closing = r.lingerLocked(v)
 	}
 	r.mu.Unlock()
-	if last {
-		v.mu.Lock()
-		w := v.watcher
-		v.watcher = nil
-		v.mu.Unlock()
-		if w != nil {
-			_ = w.Close()
-		}
-		v.cacheOnce.Do(func() {}) // no cache after this
-		if v.cache != nil {
-			v.cache.close()
-		}
+	for _, c := range closing {
+		c.close()
+	}
+}
+
+// close lets go of what a view holds once no session can reach it.
+func (v *view) close() {
+	v.mu.Lock()
+	w := v.watcher
+	v.watcher = nil
+	v.mu.Unlock()
+	if w != nil {
+		_ = w.Close()
+	}
+	v.cacheOnce.Do(func() {}) // no cache after this
+	if v.cache != nil {
+		v.cache.compactAtClose(v.holdsUID)
+		v.cache.close()
 	}
 }
 

@@ -152,7 +152,8 @@
 // the engine's LookupBase), without opening any message; only mail that
 // did not come through deliver is read to be indexed. With Server.TextIndexBackground
 // (text_index_background, on in mailroom.conf) SELECT and EXAMINE start
-// one background indexer per Maildir and process (textindex_bg.go): one
+// one background indexer per Maildir and process for mailboxes of at least
+// 1,000 messages, one of them at work at a time (textindex_bg.go): one
 // goroutine adds the messages the index lacks, yielding between them, and
 // stops at Shutdown or when a SEARCH arrives, which then indexes the
 // rest itself. Otherwise the first SEARCH with BODY or TEXT indexes every

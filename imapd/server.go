@@ -113,6 +113,9 @@ type shared struct {
 	perUser   map[string]int // logged-in sessions by Maildir root, under mu
 	wg        sync.WaitGroup
 	views     *registry
+	// indexSlot is held by the one background text indexer at work
+	// (textindex_bg.go).
+	indexSlot chan struct{}
 	// current holds the settings new sessions start with; nil until the
 	// first Apply, meaning the Server's own fields.
 	current atomic.Pointer[Server]
@@ -204,6 +207,7 @@ func (s *Server) init() {
 			sessions:  map[*session]bool{},
 			perUser:   map[string]int{},
 			views:     newRegistry(),
+			indexSlot: make(chan struct{}, 1),
 		}
 	})
 }

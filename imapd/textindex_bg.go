@@ -32,12 +32,21 @@ import (
 // cut off when the index is next opened). Errors are logged, never
 // returned: the index is a cache, and SEARCH scans what it lacks.
 
+// textIndexBackgroundMin is the fewest messages a mailbox needs for a
+// background indexer: a smaller one is indexed by its first SEARCH in
+// well under a second (and folding what deliver gathered costs
+// microseconds), while an indexer per small mailbox would cost every
+// login of a thousand users a goroutine and a builder's buffers at once.
+// A variable for tests.
+var textIndexBackgroundMin = 1000
+
 // startTextIndexer starts the background indexer of the selected
-// mailbox v, unless background indexing is off, the mailbox is empty, or
-// one already runs for its Maildir. It runs on the session's goroutine
-// and returns at once.
+// mailbox v, unless background indexing is off, the mailbox is smaller
+// than textIndexBackgroundMin, or one already runs for its Maildir. It
+// runs on the session's goroutine and returns at once; the indexer waits
+// for the process's one indexing slot (shared.indexSlot) before it works.
 func (ss *session) startTextIndexer(v *view, messages int) {
-	if !ss.srv.TextIndexBackground || messages == 0 {
+	if !ss.srv.TextIndexBackground || messages == 0 || messages < textIndexBackgroundMin {
 		return
 	}
 	g := textIndexGateOf(v.path)
@@ -65,6 +74,15 @@ func (ss *session) startTextIndexer(v *view, messages int) {
 		defer srv.wg.Done()
 		defer srv.views.release(v)
 		defer g.background.Store(false)
+		// One background indexer works at a time in the process: its
+		// buffers and its CPU are the foreground's cost, not one per
+		// mailbox selected at once.
+		select {
+		case srv.indexSlot <- struct{}{}:
+			defer func() { <-srv.indexSlot }()
+		case <-srv.done:
+			return
+		}
 		runTextIndexer(v, g, srv.done, log)
 	}()
 }

@@ -20,6 +20,9 @@ const bgWait = 20 * time.Second
 
 func backgroundEnv(t *testing.T, extra int) *testEnv {
 	t.Helper()
+	saved := textIndexBackgroundMin
+	textIndexBackgroundMin = 1
+	t.Cleanup(func() { textIndexBackgroundMin = saved })
 	e := newTestEnv(t, func(s *Server) { s.TextIndexBackground = true })
 	for _, m := range searchFixtures {
 		deliver(t, e.root(), "", m)
@@ -327,4 +330,41 @@ func seqRange(lo, hi int) string {
 		fmt.Fprint(&b, i)
 	}
 	return b.String()
+}
+
+// One background indexer works at a time in a process: while the slot
+// is taken, a selected mailbox waits, and is indexed once it is free.
+// Below textIndexBackgroundMin messages, no indexer starts at all.
+func TestTextIndexBackgroundOneSlot(t *testing.T) {
+	e := backgroundEnv(t, 10)
+	g := textIndexGateOf(e.root())
+	e.srv.init()
+	e.srv.indexSlot <- struct{}{} // another mailbox's indexer at work
+	c := e.login()
+	must(t, last(c.cmd("s", "SELECT INBOX")), "s OK")
+	if !testutil.WaitFor(bgWait, func() bool { return g.started.Load() == 1 }) {
+		t.Fatal("background indexer not started")
+	}
+	// It cannot have indexed anything: the slot was never free.
+	must(t, last(c.cmd("n", "NOOP")), "n OK")
+	if n := g.indexed.Load(); n != 0 {
+		t.Fatalf("%d messages indexed while the slot was taken", n)
+	}
+	<-e.srv.indexSlot
+	if !testutil.WaitFor(bgWait, func() bool { return !g.background.Load() }) {
+		t.Fatal("background indexer did not finish")
+	}
+	if missing, _ := indexMissing(t, e.root()); len(missing) != 0 {
+		t.Fatalf("index lacks %v", missing)
+	}
+
+	textIndexBackgroundMin = 1000
+	e2 := newTestEnv(t, func(s *Server) { s.TextIndexBackground = true })
+	deliver(t, e2.root(), "", "Subject: small\n\nsmall mailbox\n")
+	c2 := e2.login()
+	must(t, last(c2.cmd("s", "SELECT INBOX")), "s OK")
+	must(t, last(c2.cmd("n", "NOOP")), "n OK")
+	if n := textIndexGateOf(e2.root()).started.Load(); n != 0 {
+		t.Fatalf("%d background indexers for a 1-message mailbox", n)
+	}
 }

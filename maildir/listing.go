@@ -316,18 +316,23 @@ func listingValidName(name string) bool {
 // appendListingLine formats one message line; size and vsize are what a
 // Snapshot reports, written only when the base does not say them.
 func appendListingLine(b []byte, uid uint32, inNew bool, size, vsize int64, name string) []byte {
+	return appendListingLineOf(b, uid, inNew, size, vsize, syncBaseSizesOf(syncBase(name)), name)
+}
+
+// appendListingLineOf is appendListingLine with the base's own sizes
+// already parsed (bs).
+func appendListingLineOf(b []byte, uid uint32, inNew bool, size, vsize int64, bs syncBaseSizes, name string) []byte {
 	b = strconv.AppendUint(b, uint64(uid), 10)
 	if inNew {
 		b = append(b, " n"...)
 	} else {
 		b = append(b, " c"...)
 	}
-	base := syncBase(name)
-	if _, ok := syncBaseField(base, 'S'); !ok && size >= 0 {
+	if !bs.hasS && size >= 0 {
 		b = append(b, " S"...)
 		b = strconv.AppendInt(b, size, 10)
 	}
-	if _, ok := syncBaseField(base, 'W'); !ok && vsize >= 0 {
+	if !bs.hasW && vsize >= 0 {
 		b = append(b, " W"...)
 		b = strconv.AppendInt(b, vsize, 10)
 	}
@@ -466,9 +471,12 @@ func (d *syncDisk) writeListing(sc syncScan) error {
 		// cache would then show until the next change.
 		return nil
 	}
-	ulSize, ulSum, err := listingFileSum(d.ul.path)
-	if err != nil {
-		return err
+	ulSize, ulSum, ok := d.ul.writtenSum()
+	if !ok {
+		var err error
+		if ulSize, ulSum, err = listingFileSum(d.ul.path); err != nil {
+			return err
+		}
 	}
 	u := d.ul.u
 	info := SnapshotInfo{UIDValidity: u.UIDValidity, UIDNext: u.NextUID}
@@ -521,9 +529,22 @@ func (d *syncDisk) formatListing(w io.Writer, sc syncScan, info SnapshotInfo, ul
 		if !sc.live(i, ei) {
 			continue
 		}
-		e := sc.files.entries[ei]
-		size, vsize := syncSizes(u.Records[i], syncBase(e.name))
-		buf = appendListingLine(buf, u.Records[i].UID, e.dir == syncNew, size, vsize, e.name)
+		e := &sc.files.entries[ei]
+		// One pass over the base: syncSizes's and appendListingLine's
+		// lookups of ,S= and ,W= are the same.
+		bs := syncBaseSizesOf(e.base())
+		size, vsize := int64(-1), int64(-1)
+		if !bs.hasS {
+			if v, ok := u.Records[i].Field('S'); ok {
+				size = int64(uidlistAtoi(v))
+			}
+		}
+		if !bs.hasW {
+			if v, ok := u.Records[i].Field('W'); ok {
+				vsize = int64(uidlistAtoi(v))
+			}
+		}
+		buf = appendListingLineOf(buf, u.Records[i].UID, e.dir == syncNew, size, vsize, bs, e.name)
 		if err := flush(false); err != nil {
 			return err
 		}

@@ -300,7 +300,8 @@ type FlagChange struct {
 func (m *Mailbox) SetFlagsMany(changes []FlagChange) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	touched := map[string]bool{}
+	// Two flags, not a map: a STORE of 1:* sets one per renamed file.
+	var touchedCur, touchedNew bool
 	var firstErr error
 	var changed []uint32
 	for _, c := range changes {
@@ -313,7 +314,8 @@ func (m *Mailbox) SetFlagsMany(changes []FlagChange) error {
 			break
 		}
 		if dir != "" {
-			touched[dir] = true
+			touchedCur = true // the file is in cur/ now
+			touchedNew = touchedNew || dir == "new"
 			changed = append(changed, c.UID)
 		}
 	}
@@ -322,9 +324,9 @@ func (m *Mailbox) SetFlagsMany(changes []FlagChange) error {
 	if err := m.modseqFlagsLocked(changed); err != nil && firstErr == nil {
 		firstErr = err
 	}
-	if len(touched) > 0 {
+	if touchedCur {
 		dirs := []string{"cur"}
-		if touched["new"] {
+		if touchedNew {
 			dirs = append(dirs, "new")
 		}
 		if err := mailboxSyncDirs(m.path, dirs...); err != nil && firstErr == nil {

@@ -22,6 +22,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -349,6 +350,34 @@ type uidlistFile struct {
 	// needRewrite is set when the file must be recreated rather than
 	// appended to (old version, no GUID, dropped lines, changed header).
 	needRewrite bool
+	// written is the CRC-32C (listingCRC) of the whole file as rewrite
+	// last wrote it, valid while the file's identity is still writtenAt:
+	// the listing cache records it, and a cold open should not read back
+	// the 5 MB it just wrote to learn it.
+	written   uint32
+	writtenAt uidlistIdentity
+}
+
+// uidlistIdentity is what tells one state of the uidlist file from another.
+type uidlistIdentity struct {
+	dev, ino uint64
+	size     int64
+	mtime    time.Time
+}
+
+// identity is the file's identity as last stated.
+func (f *uidlistFile) identity() uidlistIdentity {
+	return uidlistIdentity{dev: f.dev, ino: f.ino, size: f.size, mtime: f.mtime}
+}
+
+// writtenSum returns the CRC-32C and size of the file when it is exactly
+// as rewrite left it (same inode, size and mtime as then, as last stated
+// under the lock); ok is false otherwise and the caller reads the file.
+func (f *uidlistFile) writtenSum() (size int64, sum uint32, ok bool) {
+	if f.writtenAt == (uidlistIdentity{}) || f.writtenAt != f.identity() {
+		return 0, 0, false
+	}
+	return f.size, f.written, true
 }
 
 // uidlistStat returns the identity of the file, or ok=false if absent.
@@ -558,8 +587,9 @@ func (f *uidlistFile) rewrite() error {
 	}
 	f.u.Version = uidlistVersion
 	tmp := f.path + ".tmp"
-	data := f.u.Marshal()
-	if err := uidlistWriteSync(tmp, data, syncFileMode(filepath.Dir(f.path))); err != nil {
+	f.writtenAt = uidlistIdentity{}
+	n, sum, err := uidlistWriteUidlistSync(tmp, f.u, syncFileMode(filepath.Dir(f.path)))
+	if err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, f.path); err != nil {
@@ -577,7 +607,10 @@ func (f *uidlistFile) rewrite() error {
 		return fmt.Errorf("maildir: %s vanished after rename", f.path)
 	}
 	f.setStat(st)
-	f.offset = int64(len(data))
+	f.offset = n
+	if st.Size == n {
+		f.written, f.writtenAt = sum, f.identity()
+	}
 	f.u.Dropped = 0
 	f.needRewrite = false
 	return nil
@@ -601,6 +634,57 @@ func uidlistWriteSync(path string, data []byte, perm os.FileMode) error {
 		return fmt.Errorf("maildir: write %s: %w", path, err)
 	}
 	return nil
+}
+
+// uidlistWriteUidlistSync writes u, as Marshal formats it, to path
+// (truncating) and fsyncs it. It returns the bytes written and their
+// CRC-32C (listingCRC).
+func uidlistWriteUidlistSync(path string, u *Uidlist, perm os.FileMode) (int64, uint32, error) {
+	fh, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, perm)
+	if err != nil {
+		return 0, 0, fmt.Errorf("maildir: %w", err)
+	}
+	n, sum, err := u.writeTo(fh)
+	if err == nil {
+		err = fh.Sync()
+	}
+	if cerr := fh.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return 0, 0, fmt.Errorf("maildir: write %s: %w", path, err)
+	}
+	return n, sum, nil
+}
+
+// writeTo writes what Marshal returns to w through a pooled buffer, and
+// returns its length and CRC-32C: a 100,000-message uidlist is 5 MB,
+// which a cold open should not allocate (and fault in) a second time.
+func (u *Uidlist) writeTo(w io.Writer) (n int64, sum uint32, err error) {
+	bufp := listingBufs.Get().(*[]byte)
+	defer listingBufs.Put(bufp)
+	buf := (*bufp)[:0]
+	flush := func() error {
+		sum = crc32.Update(sum, listingCRC, buf)
+		m, err := w.Write(buf)
+		n += int64(m)
+		buf = buf[:0]
+		return err
+	}
+	buf = u.appendHeader(buf)
+	for i := range u.Records {
+		buf = appendUidlistRecord(buf, &u.Records[i])
+		if len(buf) >= cap(*bufp)-listingMaxLine {
+			if err := flush(); err != nil {
+				return n, sum, err
+			}
+		}
+	}
+	if len(buf) > 0 {
+		err = flush()
+	}
+	return n, sum, err
 }
 
 // syncFileMode derives the mode for metadata files from the Maildir's own

@@ -558,6 +558,10 @@ func needsOf(a wire.FetchAttr) need {
 			switch a.Section.Specifier {
 			case "HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT":
 				return needHeader
+			case "":
+				// BODY[]: the whole file, streamed in CRLF form; the
+				// header-only Structure knows its sizes.
+				return needHeader
 			}
 		}
 	}

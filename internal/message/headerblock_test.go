@@ -195,3 +195,37 @@ func TestCRLFReaderSmallReads(t *testing.T) {
 		}
 	}
 }
+
+// TestHeaderOnlyWholeMessage: BODY[] and its partials come from a
+// header-only Structure without completing it, and are the full parse's
+// octets, LF and CRLF files alike, partials inside the header, across
+// its end and inside the body.
+func TestHeaderOnlyWholeMessage(t *testing.T) {
+	for _, m := range slices.Concat(corpus, messagetest.MalformedHeaders) {
+		for _, form := range []string{"lf", "crlf"} {
+			text := m.Text
+			if form == "crlf" {
+				text = string(toCRLF([]byte(text)))
+			}
+			full := mustParse(t, text)
+			hs, err := ParseHeader(strings.NewReader(text), full.Size, full.CRLFSize)
+			if err != nil {
+				t.Fatalf("%s/%s: %v", m.Name, form, err)
+			}
+			n := uint64(full.CRLFSize)
+			partials := []*Partial{nil, {Offset: 0, Count: 10, HasCount: true}, {Offset: n / 3, Count: n / 2, HasCount: true},
+				{Offset: n - 1}, {Offset: n + 5, Count: 3, HasCount: true}}
+			for _, p := range partials {
+				want, wantErr := openAll(full, strings.NewReader(text), Section{}, p)
+				c := *hs
+				got, err := openAll(&c, strings.NewReader(text), Section{}, p)
+				if (err == nil) != (wantErr == nil) || !bytes.Equal(got, want) {
+					t.Errorf("%s/%s BODY[]%+v: %q (%v), full parse %q (%v)", m.Name, form, p, got, err, want, wantErr)
+				}
+				if !c.HeaderOnly() {
+					t.Errorf("%s/%s BODY[]%+v completed the Structure", m.Name, form, p)
+				}
+			}
+		}
+	}
+}

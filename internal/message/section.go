@@ -82,7 +82,7 @@ func (s *Structure) Part(path []uint32) (*Part, error) {
 // when the section is not one of the message's header sections.
 func (s *Structure) Open(ra io.ReaderAt, sec Section, partial *Partial) (io.Reader, int64, error) {
 	skip, count := partialRange(partial)
-	if s.headerOnly && !isHeaderSection(sec) {
+	if s.headerOnly && !isHeaderSection(sec) && !isWholeMessage(sec) {
 		if ra == nil {
 			return nil, 0, errors.New("message: section needs the message file")
 		}
@@ -143,6 +143,14 @@ func isHeaderSection(sec Section) bool {
 		return true
 	}
 	return false
+}
+
+// isWholeMessage reports BODY[], the whole message: its span is the
+// file's, which a header-only Structure knows (Size, CRLFSize), and the
+// CRLF form is read from the file as it streams, so it needs no MIME
+// tree.
+func isWholeMessage(sec Section) bool {
+	return len(sec.Part) == 0 && sec.Specifier == ""
 }
 
 // inHeader reports whether sp lies inside the kept header block.

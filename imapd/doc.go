@@ -153,7 +153,9 @@
 // did not come through deliver is read to be indexed. With Server.TextIndexBackground
 // (text_index_background, on in mailroom.conf) SELECT and EXAMINE start
 // one background indexer per Maildir and process for mailboxes of at least
-// 1,000 messages, one of them at work at a time (textindex_bg.go): one
+// 1,000 messages, one of them at work at a time, each starting 5 seconds
+// after the SELECT so that the client's own sync comes first
+// (textindex_bg.go): one
 // goroutine adds the messages the index lacks, yielding between them, and
 // stops at Shutdown or when a SEARCH arrives, which then indexes the
 // rest itself. Otherwise the first SEARCH with BODY or TEXT indexes every

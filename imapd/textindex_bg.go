@@ -40,6 +40,16 @@ import (
 // A variable for tests.
 var textIndexBackgroundMin = 1000
 
+// textIndexBackgroundDelay is how long the background indexer waits after
+// the SELECT that started it: a client's sync right after it (FLAGS,
+// ENVELOPEs, a new login) gets the processors first. Folding the words
+// of 100,000 deliveries takes seconds of CPU and its garbage makes the
+// collector take a processor too; on 2 CPUs, a login right after a
+// first SELECT of such a mailbox took 0.37 s instead of 0.25 s while it
+// ran. A SEARCH that comes earlier does the work itself. A variable for
+// tests.
+var textIndexBackgroundDelay = 5 * time.Second
+
 // startTextIndexer starts the background indexer of the selected
 // mailbox v, unless background indexing is off, the mailbox is smaller
 // than textIndexBackgroundMin, or one already runs for its Maildir. It
@@ -77,6 +87,13 @@ func (ss *session) startTextIndexer(v *view, messages int) {
 		// One background indexer works at a time in the process: its
 		// buffers and its CPU are the foreground's cost, not one per
 		// mailbox selected at once.
+		delay := time.NewTimer(textIndexBackgroundDelay)
+		defer delay.Stop()
+		select {
+		case <-delay.C:
+		case <-srv.done:
+			return
+		}
 		select {
 		case srv.indexSlot <- struct{}{}:
 			defer func() { <-srv.indexSlot }()

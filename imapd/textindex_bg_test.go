@@ -20,9 +20,9 @@ const bgWait = 20 * time.Second
 
 func backgroundEnv(t *testing.T, extra int) *testEnv {
 	t.Helper()
-	saved := textIndexBackgroundMin
-	textIndexBackgroundMin = 1
-	t.Cleanup(func() { textIndexBackgroundMin = saved })
+	saved, savedDelay := textIndexBackgroundMin, textIndexBackgroundDelay
+	textIndexBackgroundMin, textIndexBackgroundDelay = 1, 0
+	t.Cleanup(func() { textIndexBackgroundMin, textIndexBackgroundDelay = saved, savedDelay })
 	e := newTestEnv(t, func(s *Server) { s.TextIndexBackground = true })
 	for _, m := range searchFixtures {
 		deliver(t, e.root(), "", m)
@@ -366,5 +366,32 @@ func TestTextIndexBackgroundOneSlot(t *testing.T) {
 	must(t, last(c2.cmd("n", "NOOP")), "n OK")
 	if n := textIndexGateOf(e2.root()).started.Load(); n != 0 {
 		t.Fatalf("%d background indexers for a 1-message mailbox", n)
+	}
+}
+
+// The background indexer waits textIndexBackgroundDelay after SELECT
+// before it works, and a Shutdown meanwhile ends the wait at once.
+func TestTextIndexBackgroundDelay(t *testing.T) {
+	e := backgroundEnv(t, 10)
+	textIndexBackgroundDelay = time.Hour
+	g := textIndexGateOf(e.root())
+	c := e.login()
+	must(t, last(c.cmd("s", "SELECT INBOX")), "s OK")
+	if !testutil.WaitFor(bgWait, func() bool { return g.started.Load() == 1 }) {
+		t.Fatal("background indexer not started")
+	}
+	must(t, last(c.cmd("n", "NOOP")), "n OK")
+	if n := g.indexed.Load(); n != 0 {
+		t.Fatalf("%d messages indexed during the delay", n)
+	}
+	c.cmd("z", "LOGOUT")
+	c.expectEOF()
+	ctx, cancel := context.WithTimeout(t.Context(), bgWait)
+	defer cancel()
+	if err := e.srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown during the delay: %v", err)
+	}
+	if g.background.Load() {
+		t.Error("background indexer still running after Shutdown")
 	}
 }

@@ -92,10 +92,9 @@ func (ss *session) cmdDelete(c *wire.Command) error {
 // folderUsage is what a folder's messages count for in maildirsize.
 type folderUsage struct{ bytes, count int64 }
 
-// quotaFolderUsage sums the messages of the Maildir at path as a
-// maildirsize rebuild counts them: the ,S= size of the name, else the
-// file's size. Nothing is counted when the user has no maildirsize or
-// path is .Trash (not counted against the quota).
+// quotaFolderUsage is what the messages of the Maildir at path count for
+// in maildirsize (maildir.FolderUsage). Nothing is counted when the user
+// has no maildirsize or path is .Trash (not counted against the quota).
 func quotaFolderUsage(path string) (folderUsage, error) {
 	var u folderUsage
 	if !maildir.QuotaCounted(path) {
@@ -104,41 +103,11 @@ func quotaFolderUsage(path string) (folderUsage, error) {
 	if _, err := os.Stat(filepath.Join(maildir.QuotaRoot(path), maildir.QuotaFileName)); err != nil {
 		return u, nil // nothing tracked (or unreadable: the next check rebuilds)
 	}
-	for _, sub := range []string{"new", "cur"} {
-		ents, err := os.ReadDir(filepath.Join(path, sub))
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return u, fmt.Errorf("delete: %w", err)
-		}
-		for _, e := range ents {
-			size, ok := quotaEntrySize(e)
-			if ok {
-				u.bytes += size
-				u.count++
-			}
-		}
+	bytes, count, err := maildir.FolderUsage(path)
+	if err != nil {
+		return u, fmt.Errorf("delete: %w", err)
 	}
-	return u, nil
-}
-
-// quotaEntrySize is what one directory entry of new/ or cur/ counts for;
-// ok is false for a dot file, a non-file or a file already gone.
-func quotaEntrySize(e os.DirEntry) (size int64, ok bool) {
-	if strings.HasPrefix(e.Name(), ".") {
-		return 0, false
-	}
-	if n, err := maildir.ParseName(e.Name()); err == nil {
-		if size, ok := n.Size(); ok {
-			return size, true
-		}
-	}
-	info, err := e.Info()
-	if err != nil || !info.Mode().IsRegular() {
-		return 0, false
-	}
-	return info.Size(), true
+	return folderUsage{bytes: bytes, count: count}, nil
 }
 
 // cmdRename is RENAME (RFC 9051 §6.3.6). Renaming INBOX (which moves its

@@ -273,6 +273,21 @@ func quotaScan(root string) (bytes, count int64, dirs []string, err error) {
 	return bytes, count, dirs, nil
 }
 
+// FolderUsage sums the messages of the Maildir (or Maildir++ folder) at
+// path as a maildirsize rebuild counts them: the ,S= size of the name,
+// else the file's size; dot files and non-files are not messages. It is
+// what a folder's deletion takes off the quota.
+func FolderUsage(path string) (bytes, count int64, err error) {
+	for _, sub := range []string{"new", "cur"} {
+		b, c, err := quotaScanDir(filepath.Join(path, sub))
+		if err != nil {
+			return 0, 0, err
+		}
+		bytes, count = bytes+b, count+c
+	}
+	return bytes, count, nil
+}
+
 // quotaScanDir sums one new/ or cur/ directory. A missing directory is
 // empty; a file that vanishes while being counted was expunged.
 func quotaScanDir(dir string) (bytes, count int64, err error) {

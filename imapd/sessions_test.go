@@ -20,6 +20,11 @@ func TestStoreCanonicalAndExpungeOrder(t *testing.T) {
 		{`b UID STORE 2 FLAGS.SILENT (\deleted $Todo)`, []string{`* FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Todo)`, `* OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft $Todo \*)] flags permitted`, "b OK STORE completed"}},
 		{`c STORE 3:4 +FLAGS (\Deleted)`, []string{`* 3 FETCH (FLAGS (\Deleted \Recent))`, `* 4 FETCH (FLAGS (\Deleted \Recent))`, "c OK STORE completed"}},
 		{`d STORE 1 +FLAGS (\Recent)`, []string{`d BAD \Recent cannot be stored`}},
+		// Without CONDSTORE, only the messages the STORE changed get a
+		// FETCH (as Dovecot answers): 1 was \Seen already.
+		{`d2 STORE 1,5 +FLAGS (\Seen)`, []string{`* 5 FETCH (FLAGS (\Seen \Recent))`, "d2 OK STORE completed"}},
+		{`d3 STORE 1,5 +FLAGS (\Seen)`, []string{"d3 OK STORE completed"}},
+		{`d4 STORE 5 -FLAGS.SILENT (\Seen)`, []string{"d4 OK STORE completed"}},
 		{"e EXPUNGE", []string{"* 2 EXPUNGE", "* 2 EXPUNGE", "* 2 EXPUNGE", "e OK EXPUNGE completed"}},
 		{"f FETCH 1:* UID", []string{"* 1 FETCH (UID 1)", "* 2 FETCH (UID 5)", "f OK FETCH completed"}},
 		{`g SEARCH SEEN`, []string{"* SEARCH 1", "g OK SEARCH completed"}},

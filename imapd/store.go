@@ -1,6 +1,7 @@
 package imapd
 
 import (
+	"slices"
 	"strings"
 
 	"mailroom/imapd/wire"
@@ -80,7 +81,7 @@ func (ss *session) cmdStore(c *wire.Command) error {
 	if sc.HasUnchangedSince {
 		unchangedSince = sc.UnchangedSince
 	}
-	_, modified, err := v.storeFlagsIf(uids, func(f maildir.Flags, k maildir.Keywords) (maildir.Flags, maildir.Keywords) {
+	changed, modified, err := v.storeFlagsIf(uids, func(f maildir.Flags, k maildir.Keywords) (maildir.Flags, maildir.Keywords) {
 		keep := f &^ (maildir.FlagReplied | maildir.FlagFlagged | maildir.FlagTrashed | maildir.FlagSeen | maildir.FlagDraft)
 		switch sc.Op {
 		case wire.StoreAdd:
@@ -96,7 +97,7 @@ func (ss *session) cmdStore(c *wire.Command) error {
 	}
 	// A new keyword: FLAGS before the FETCH responses that use it.
 	ss.sendKeywordFlags()
-	ss.writeStoreFetches(c.UID, sc.Silent, refs, modified)
+	ss.writeStoreFetches(c.UID, sc.Silent, refs, changed, modified)
 	if len(modified) == 0 {
 		return nil
 	}
@@ -117,31 +118,43 @@ func (ss *session) cmdStore(c *wire.Command) error {
 	return okCode("MODIFIED "+uidList(modified), "conditional STORE failed")
 }
 
-// writeStoreFetches writes STORE's FETCH responses. RFC 9051 §6.4.6: they
-// show the flags after the store, for every message named, changed or
-// not, unless .SILENT. RFC 7162 §3.1.3: a message that failed the
-// UNCHANGEDSINCE test gets none (its number is in MODIFIED); once the
-// session is CONDSTORE-aware each carries UID and MODSEQ, and .SILENT
-// still sends "FETCH (UID n MODSEQ (m))" for every message the store
-// succeeded on, so the client's cache of MODSEQs stays right. A message
-// whose flags were already as asked keeps its MODSEQ (§3.1.1: only a
-// change moves it).
-func (ss *session) writeStoreFetches(uid, silent bool, refs []msgRef, modified []uint32) {
+// writeStoreFetches writes STORE's FETCH responses. RFC 9051 §6.4.6:
+// STORE "normally" returns the updated value. Without CONDSTORE, as
+// Dovecot answers, only the messages whose flags this STORE changed
+// (changed) get one: a message that already had the flags asked for has
+// no updated value, and a STORE 1:* is spared the FETCH lines of every
+// message it did not touch (70,000 of 100,000 in the benchmark). Once
+// the session is CONDSTORE-aware, every message the store succeeded on
+// gets one, with UID and MODSEQ, even with .SILENT ("FETCH (UID n MODSEQ
+// (m))"), so the client's cache of MODSEQs stays right (RFC 7162
+// §3.1.3); a message whose flags were already as asked keeps its MODSEQ
+// (§3.1.1: only a change moves it), and one that failed the
+// UNCHANGEDSINCE test gets none (its number is in MODIFIED).
+func (ss *session) writeStoreFetches(uid, silent bool, refs []msgRef, changed, modified []uint32) {
 	condstore := ss.condstore()
 	if silent && !condstore {
 		return
 	}
-	skip := map[uint32]bool{}
-	for _, u := range modified {
-		skip[u] = true
+	want := func(u uint32) bool {
+		_, ok := slices.BinarySearch(changed, u)
+		return ok
 	}
+	if condstore {
+		want = func(u uint32) bool {
+			_, failed := slices.BinarySearch(modified, u)
+			return !failed
+		}
+	}
+	changed, modified = slices.Clone(changed), slices.Clone(modified)
+	slices.Sort(changed)
+	slices.Sort(modified)
 	v := ss.sel.view
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	var names [8]string
 	for _, r := range refs {
 		i := v.index(r.uid)
-		if i < 0 || skip[r.uid] {
+		if i < 0 || !want(r.uid) {
 			continue
 		}
 		ss.w.Untagged()

@@ -332,6 +332,23 @@ func seqRange(lo, hi int) string {
 	return b.String()
 }
 
+// selectHeldIndexer SELECTs INBOX in a new session, waits for its
+// background indexer to start, and checks that it has indexed nothing
+// by the end of a NOOP (it is held back); it returns the session.
+func selectHeldIndexer(t *testing.T, e *testEnv, g *textIndexGate) *client {
+	t.Helper()
+	c := e.login()
+	must(t, last(c.cmd("s", "SELECT INBOX")), "s OK")
+	if !testutil.WaitFor(bgWait, func() bool { return g.started.Load() == 1 }) {
+		t.Fatal("background indexer not started")
+	}
+	must(t, last(c.cmd("n", "NOOP")), "n OK")
+	if n := g.indexed.Load(); n != 0 {
+		t.Fatalf("%d messages indexed while the indexer was held back", n)
+	}
+	return c
+}
+
 // One background indexer works at a time in a process: while the slot
 // is taken, a selected mailbox waits, and is indexed once it is free.
 // Below textIndexBackgroundMin messages, no indexer starts at all.
@@ -340,16 +357,7 @@ func TestTextIndexBackgroundOneSlot(t *testing.T) {
 	g := textIndexGateOf(e.root())
 	e.srv.init()
 	e.srv.indexSlot <- struct{}{} // another mailbox's indexer at work
-	c := e.login()
-	must(t, last(c.cmd("s", "SELECT INBOX")), "s OK")
-	if !testutil.WaitFor(bgWait, func() bool { return g.started.Load() == 1 }) {
-		t.Fatal("background indexer not started")
-	}
-	// It cannot have indexed anything: the slot was never free.
-	must(t, last(c.cmd("n", "NOOP")), "n OK")
-	if n := g.indexed.Load(); n != 0 {
-		t.Fatalf("%d messages indexed while the slot was taken", n)
-	}
+	selectHeldIndexer(t, e, g)    // the slot was never free
 	<-e.srv.indexSlot
 	if !testutil.WaitFor(bgWait, func() bool { return !g.background.Load() }) {
 		t.Fatal("background indexer did not finish")
@@ -375,15 +383,7 @@ func TestTextIndexBackgroundDelay(t *testing.T) {
 	e := backgroundEnv(t, 10)
 	textIndexBackgroundDelay = time.Hour
 	g := textIndexGateOf(e.root())
-	c := e.login()
-	must(t, last(c.cmd("s", "SELECT INBOX")), "s OK")
-	if !testutil.WaitFor(bgWait, func() bool { return g.started.Load() == 1 }) {
-		t.Fatal("background indexer not started")
-	}
-	must(t, last(c.cmd("n", "NOOP")), "n OK")
-	if n := g.indexed.Load(); n != 0 {
-		t.Fatalf("%d messages indexed during the delay", n)
-	}
+	c := selectHeldIndexer(t, e, g)
 	c.cmd("z", "LOGOUT")
 	c.expectEOF()
 	ctx, cancel := context.WithTimeout(t.Context(), bgWait)

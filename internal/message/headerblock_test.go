@@ -106,7 +106,11 @@ func openAll(s *Structure, ra io.ReaderAt, sec Section, p *Partial) ([]byte, err
 // any other section. imapd's TestHeaderOnlyRendersSame checks that its
 // ENVELOPE, and the completed Structure's BODYSTRUCTURE, are the full
 // parse's.
-func TestParseHeaderMatchesParse(t *testing.T) {
+// forEachHeaderOnly calls fn with every corpus message (and every
+// malformed header), in LF and in CRLF form, parsed whole (full) and
+// header-only (hs) with the whole parse's sizes.
+func forEachHeaderOnly(t *testing.T, fn func(name, form, text string, full, hs *Structure)) {
+	t.Helper()
 	for _, m := range slices.Concat(corpus, messagetest.MalformedHeaders) {
 		for _, form := range []string{"lf", "crlf"} {
 			text := m.Text
@@ -118,43 +122,49 @@ func TestParseHeaderMatchesParse(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s/%s: %v", m.Name, form, err)
 			}
-			rec, err := hs.MarshalBinary()
-			if err != nil {
-				t.Fatal(err)
-			}
-			var cached Structure
-			if err := cached.UnmarshalBinary(rec); err != nil {
-				t.Fatalf("%s/%s: header-only record: %v", m.Name, form, err)
-			}
-			for _, h := range []*Structure{hs, &cached} {
-				if !h.HeaderOnly() || h.Size != full.Size || h.CRLFSize != full.CRLFSize {
-					t.Fatalf("%s/%s: header-only %v sizes %d/%d", m.Name, form, h.HeaderOnly(), h.Size, h.CRLFSize)
-				}
-				r, f := h.Root, full.Root
-				if r.Header != f.Header || r.Type != f.Type || r.Subtype != f.Subtype || r.Encoding != f.Encoding ||
-					!bytes.Equal(h.HeaderBlock(), full.HeaderBlock()) {
-					t.Errorf("%s/%s: root %+v, full parse %+v", m.Name, form, r, f)
-				}
-				for _, spec := range headerSections {
-					sec := parseSection(t, spec)
-					want, wantErr := openAll(full, strings.NewReader(text), sec, nil)
-					c := *h // Open may complete it: keep h header-only
-					var ra io.ReaderAt = strings.NewReader(text)
-					if !c.NeedsFile(sec) {
-						ra = nil
-					}
-					got, err := openAll(&c, ra, sec, nil)
-					if (err == nil) != (wantErr == nil) || !bytes.Equal(got, want) {
-						t.Errorf("%s/%s BODY[%s]: %q (%v), full parse %q (%v)", m.Name, form, spec, got, err, want, wantErr)
-					}
-				}
-			}
-			c := *hs
-			if err := c.Complete(strings.NewReader(text)); err != nil || c.HeaderOnly() {
-				t.Fatalf("%s/%s: Complete: %v", m.Name, form, err)
-			}
+			fn(m.Name, form, text, full, hs)
 		}
 	}
+}
+
+func TestParseHeaderMatchesParse(t *testing.T) {
+	forEachHeaderOnly(t, func(name, form, text string, full, hs *Structure) {
+		rec, err := hs.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cached Structure
+		if err := cached.UnmarshalBinary(rec); err != nil {
+			t.Fatalf("%s/%s: header-only record: %v", name, form, err)
+		}
+		for _, h := range []*Structure{hs, &cached} {
+			if !h.HeaderOnly() || h.Size != full.Size || h.CRLFSize != full.CRLFSize {
+				t.Fatalf("%s/%s: header-only %v sizes %d/%d", name, form, h.HeaderOnly(), h.Size, h.CRLFSize)
+			}
+			r, f := h.Root, full.Root
+			if r.Header != f.Header || r.Type != f.Type || r.Subtype != f.Subtype || r.Encoding != f.Encoding ||
+				!bytes.Equal(h.HeaderBlock(), full.HeaderBlock()) {
+				t.Errorf("%s/%s: root %+v, full parse %+v", name, form, r, f)
+			}
+			for _, spec := range headerSections {
+				sec := parseSection(t, spec)
+				want, wantErr := openAll(full, strings.NewReader(text), sec, nil)
+				c := *h // Open may complete it: keep h header-only
+				var ra io.ReaderAt = strings.NewReader(text)
+				if !c.NeedsFile(sec) {
+					ra = nil
+				}
+				got, err := openAll(&c, ra, sec, nil)
+				if (err == nil) != (wantErr == nil) || !bytes.Equal(got, want) {
+					t.Errorf("%s/%s BODY[%s]: %q (%v), full parse %q (%v)", name, form, spec, got, err, want, wantErr)
+				}
+			}
+		}
+		c := *hs
+		if err := c.Complete(strings.NewReader(text)); err != nil || c.HeaderOnly() {
+			t.Fatalf("%s/%s: Complete: %v", name, form, err)
+		}
+	})
 	// Sizes that cannot be the file's are refused, not trusted.
 	if _, err := ParseHeader(strings.NewReader("Subject: x\n\nbody\n"), 5, 5); err == nil {
 		t.Errorf("ParseHeader accepted sizes smaller than the header")
@@ -201,31 +211,20 @@ func TestCRLFReaderSmallReads(t *testing.T) {
 // octets, LF and CRLF files alike, partials inside the header, across
 // its end and inside the body.
 func TestHeaderOnlyWholeMessage(t *testing.T) {
-	for _, m := range slices.Concat(corpus, messagetest.MalformedHeaders) {
-		for _, form := range []string{"lf", "crlf"} {
-			text := m.Text
-			if form == "crlf" {
-				text = string(toCRLF([]byte(text)))
+	forEachHeaderOnly(t, func(name, form, text string, full, hs *Structure) {
+		n := uint64(full.CRLFSize)
+		partials := []*Partial{nil, {Offset: 0, Count: 10, HasCount: true}, {Offset: n / 3, Count: n / 2, HasCount: true},
+			{Offset: n - 1}, {Offset: n + 5, Count: 3, HasCount: true}}
+		for _, p := range partials {
+			want, wantErr := openAll(full, strings.NewReader(text), Section{}, p)
+			c := *hs
+			got, err := openAll(&c, strings.NewReader(text), Section{}, p)
+			if (err == nil) != (wantErr == nil) || !bytes.Equal(got, want) {
+				t.Errorf("%s/%s BODY[]%+v: %q (%v), full parse %q (%v)", name, form, p, got, err, want, wantErr)
 			}
-			full := mustParse(t, text)
-			hs, err := ParseHeader(strings.NewReader(text), full.Size, full.CRLFSize)
-			if err != nil {
-				t.Fatalf("%s/%s: %v", m.Name, form, err)
-			}
-			n := uint64(full.CRLFSize)
-			partials := []*Partial{nil, {Offset: 0, Count: 10, HasCount: true}, {Offset: n / 3, Count: n / 2, HasCount: true},
-				{Offset: n - 1}, {Offset: n + 5, Count: 3, HasCount: true}}
-			for _, p := range partials {
-				want, wantErr := openAll(full, strings.NewReader(text), Section{}, p)
-				c := *hs
-				got, err := openAll(&c, strings.NewReader(text), Section{}, p)
-				if (err == nil) != (wantErr == nil) || !bytes.Equal(got, want) {
-					t.Errorf("%s/%s BODY[]%+v: %q (%v), full parse %q (%v)", m.Name, form, p, got, err, want, wantErr)
-				}
-				if !c.HeaderOnly() {
-					t.Errorf("%s/%s BODY[]%+v completed the Structure", m.Name, form, p)
-				}
+			if !c.HeaderOnly() {
+				t.Errorf("%s/%s BODY[]%+v completed the Structure", name, form, p)
 			}
 		}
-	}
+	})
 }

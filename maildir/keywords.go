@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -145,7 +146,8 @@ func (k *keywordsFile) refresh() error {
 func (k *keywordsFile) write(list KeywordList) error {
 	tmp := k.path + ".lock"
 	data := list.Marshal()
-	if err := uidlistWriteSync(tmp, data, syncFileMode(filepath.Dir(k.path))); err != nil {
+	write := func(w io.Writer) error { _, err := w.Write(data); return err }
+	if err := uidlistWriteSync(tmp, syncFileMode(filepath.Dir(k.path)), write); err != nil {
 		return err
 	}
 	// Dovecot notices a change only if the mtime's seconds grew.

@@ -300,8 +300,7 @@ type FlagChange struct {
 func (m *Mailbox) SetFlagsMany(changes []FlagChange) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	// Two flags, not a map: a STORE of 1:* sets one per renamed file.
-	var touchedCur, touchedNew bool
+	var touched touchedDirs
 	var firstErr error
 	var changed []uint32
 	for _, c := range changes {
@@ -314,8 +313,7 @@ func (m *Mailbox) SetFlagsMany(changes []FlagChange) error {
 			break
 		}
 		if dir != "" {
-			touchedCur = true // the file is in cur/ now
-			touchedNew = touchedNew || dir == "new"
+			touched.renamed(dir)
 			changed = append(changed, c.UID)
 		}
 	}
@@ -324,14 +322,8 @@ func (m *Mailbox) SetFlagsMany(changes []FlagChange) error {
 	if err := m.modseqFlagsLocked(changed); err != nil && firstErr == nil {
 		firstErr = err
 	}
-	if touchedCur {
-		dirs := []string{"cur"}
-		if touchedNew {
-			dirs = append(dirs, "new")
-		}
-		if err := mailboxSyncDirs(m.path, dirs...); err != nil && firstErr == nil {
-			firstErr = err
-		}
+	if err := touched.sync(m.path); err != nil && firstErr == nil {
+		firstErr = err
 	}
 	return firstErr
 }
@@ -351,7 +343,7 @@ func (m *Mailbox) SetFlagsMany(changes []FlagChange) error {
 func (m *Mailbox) SetFlagsManyIf(uids []uint32, unchangedSince uint64, change func(Flags, Keywords) (Flags, Keywords)) (changed, modified []uint32, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	touched := map[string]bool{}
+	var touched touchedDirs
 	pending := uids
 	for round := 0; len(pending) > 0; round++ {
 		if round == mailboxRetries {
@@ -366,22 +358,14 @@ func (m *Mailbox) SetFlagsManyIf(uids []uint32, unchangedSince uint64, change fu
 		var r setFlagsIfRound
 		r, err = m.setFlagsIfLocked(pending, unchangedSince, change)
 		changed, modified = append(changed, r.changed...), append(modified, r.modified...)
-		for d := range r.dirs {
-			touched[d] = true
-		}
+		touched.cur, touched.new = touched.cur || r.dirs.cur, touched.new || r.dirs.new
 		pending = r.retry
 		if err != nil {
 			break
 		}
 	}
-	if len(touched) > 0 {
-		dirs := []string{"cur"}
-		if touched["new"] {
-			dirs = append(dirs, "new")
-		}
-		if serr := mailboxSyncDirs(m.path, dirs...); serr != nil && err == nil {
-			err = serr
-		}
+	if serr := touched.sync(m.path); serr != nil && err == nil {
+		err = serr
 	}
 	slices.Sort(changed)
 	slices.Sort(modified)
@@ -441,7 +425,7 @@ func (m *Mailbox) setFlagsLocked(uid uint32, f Flags, k Keywords) (string, error
 func (m *Mailbox) Expunge(uids ...uint32) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	dirs := map[string]bool{}
+	var touched touchedDirs
 	// Removed files leave the view in one pass, not one reindex each:
 	// expunging most of a 100,000-message mailbox must stay linear.
 	gone := map[uint32]bool{}
@@ -456,7 +440,7 @@ func (m *Mailbox) Expunge(uids ...uint32) error {
 			msg := m.msgs[i]
 			err := os.Remove(msg.Path)
 			if err == nil {
-				dirs[msg.Dir] = true
+				touched.removed(msg.Dir)
 				gone[uid] = true
 				removed = append(removed, uid)
 				break
@@ -484,12 +468,7 @@ func (m *Mailbox) Expunge(uids ...uint32) error {
 	if err := m.modseqExpungeLocked(removed); err != nil {
 		return err
 	}
-	for d := range dirs {
-		if err := syncDir(filepath.Join(m.path, d)); err != nil {
-			return err
-		}
-	}
-	return nil
+	return touched.sync(m.path)
 }
 
 // MoveTo moves uid into dst's cur/ by rename, keeping flags and the mtime
@@ -571,6 +550,36 @@ func (m *Mailbox) dropLocked(gone map[uint32]bool) {
 // rebuilds it when asked.
 func (m *Mailbox) reindexLocked() {
 	m.byBase = nil
+}
+
+// touchedDirs is which of a Maildir's new/ and cur/ a batch of renames or
+// removals changed, each fsync'd once at the end (a STORE of 1:* renames
+// one file per message: two booleans, not a set).
+type touchedDirs struct{ new, cur bool }
+
+// renamed notes a file renamed from from/ into cur/.
+func (t *touchedDirs) renamed(from string) {
+	t.cur = true
+	t.new = t.new || from == "new"
+}
+
+// removed notes a file removed from dir/ ("new" or "cur").
+func (t *touchedDirs) removed(dir string) {
+	t.cur = t.cur || dir == "cur"
+	t.new = t.new || dir == "new"
+}
+
+// sync fsyncs the directories touched: cur/ first, where the files are.
+func (t touchedDirs) sync(path string) error {
+	if t.cur {
+		if err := syncDir(filepath.Join(path, "cur")); err != nil {
+			return err
+		}
+	}
+	if t.new {
+		return syncDir(filepath.Join(path, "new"))
+	}
+	return nil
 }
 
 // mailboxSyncDirs fsyncs the named subdirectories of a Maildir, once each.

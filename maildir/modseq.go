@@ -396,7 +396,7 @@ func (m *Mailbox) modseqTakeRecord(r modseqRecord) {
 // setFlagsIfRound is what one locked pass of SetFlagsManyIf did.
 type setFlagsIfRound struct {
 	changed, modified, retry []uint32
-	dirs                     map[string]bool // directories files left
+	dirs                     touchedDirs
 }
 
 // setFlagsIfHook, when set (by tests), runs inside setFlagsIfLocked's
@@ -475,10 +475,7 @@ func (m *Mailbox) setFlagsIfLocked(uids []uint32, unchangedSince uint64, change 
 			err = fmt.Errorf("maildir: set flags: %w", rerr)
 			break
 		}
-		if r.dirs == nil {
-			r.dirs = map[string]bool{}
-		}
-		r.dirs[msg.Dir] = true
+		r.dirs.renamed(msg.Dir)
 		msg.Name, msg.Dir, msg.Path, msg.ModSeq = t.name, "cur", dst, ms
 		r.changed = append(r.changed, msg.UID)
 		buf = appendModseqRecord(buf, modseqRecord{kind: modseqChanged, flags: t.name.Flags, uid: msg.UID, modseq: ms, kw: t.name.Keywords})

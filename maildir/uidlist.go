@@ -588,7 +588,14 @@ func (f *uidlistFile) rewrite() error {
 	f.u.Version = uidlistVersion
 	tmp := f.path + ".tmp"
 	f.writtenAt = uidlistIdentity{}
-	n, sum, err := uidlistWriteUidlistSync(tmp, f.u, syncFileMode(filepath.Dir(f.path)))
+	// Written as Marshal formats it, through a pooled buffer; n and sum
+	// are the bytes and their CRC-32C (listingCRC).
+	var n int64
+	var sum uint32
+	err := uidlistWriteSync(tmp, syncFileMode(filepath.Dir(f.path)), func(w io.Writer) (err error) {
+		n, sum, err = f.u.writeTo(w)
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -616,13 +623,14 @@ func (f *uidlistFile) rewrite() error {
 	return nil
 }
 
-// uidlistWriteSync writes data to path (truncating) and fsyncs it.
-func uidlistWriteSync(path string, data []byte, perm os.FileMode) error {
+// uidlistWriteSync creates path (truncating), lets write fill it and
+// fsyncs it; on failure the file is removed.
+func uidlistWriteSync(path string, perm os.FileMode, write func(io.Writer) error) error {
 	fh, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, perm)
 	if err != nil {
 		return fmt.Errorf("maildir: %w", err)
 	}
-	_, err = fh.Write(data)
+	err = write(fh)
 	if err == nil {
 		err = fh.Sync()
 	}
@@ -634,28 +642,6 @@ func uidlistWriteSync(path string, data []byte, perm os.FileMode) error {
 		return fmt.Errorf("maildir: write %s: %w", path, err)
 	}
 	return nil
-}
-
-// uidlistWriteUidlistSync writes u, as Marshal formats it, to path
-// (truncating) and fsyncs it. It returns the bytes written and their
-// CRC-32C (listingCRC).
-func uidlistWriteUidlistSync(path string, u *Uidlist, perm os.FileMode) (int64, uint32, error) {
-	fh, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, perm)
-	if err != nil {
-		return 0, 0, fmt.Errorf("maildir: %w", err)
-	}
-	n, sum, err := u.writeTo(fh)
-	if err == nil {
-		err = fh.Sync()
-	}
-	if cerr := fh.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
-		return 0, 0, fmt.Errorf("maildir: write %s: %w", path, err)
-	}
-	return n, sum, nil
 }
 
 // writeTo writes what Marshal returns to w through a pooled buffer, and

@@ -145,9 +145,9 @@ func (ss *session) writeStoreFetches(uid, silent bool, refs []msgRef, changed, m
 			return !failed
 		}
 	}
-	changed, modified = slices.Clone(changed), slices.Clone(modified)
+	// modified comes sorted from the engine; changed follows the set's
+	// order on the unconditional path.
 	slices.Sort(changed)
-	slices.Sort(modified)
 	v := ss.sel.view
 	v.mu.Lock()
 	defer v.mu.Unlock()

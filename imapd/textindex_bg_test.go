@@ -116,14 +116,7 @@ func TestTextIndexBackgroundOutlivesSession(t *testing.T) {
 	e := backgroundEnv(t, 30)
 	total := len(searchFixtures) + 30
 	g := textIndexGateOf(e.root())
-	first, release := pauseAfterFirstMessage(g)
-	c := e.login()
-	must(t, last(c.cmd("s", "SELECT INBOX")), "s OK")
-	select {
-	case <-first:
-	case <-time.After(bgWait):
-		t.Fatal("background indexer did not start")
-	}
+	c, release := selectPausedIndexer(t, e, g)
 	must(t, last(c.cmd("l", "LOGOUT")), "l OK")
 	close(release)
 	if !testutil.WaitFor(bgWait, func() bool { return !g.background.Load() }) {
@@ -179,14 +172,7 @@ func TestTextIndexBackgroundSearchTakesOver(t *testing.T) {
 	e := backgroundEnv(t, 40)
 	total := len(searchFixtures) + 40
 	g := textIndexGateOf(e.root())
-	first, release := pauseAfterFirstMessage(g)
-	c := e.login()
-	must(t, last(c.cmd("s", "SELECT INBOX")), "s OK")
-	select {
-	case <-first:
-	case <-time.After(bgWait):
-		t.Fatal("background indexer did not start")
-	}
+	c, release := selectPausedIndexer(t, e, g)
 	c.send("a SEARCH BODY xyzzy\r\n")
 	if !testutil.WaitFor(bgWait, func() bool { return g.waiting.Load() > 0 }) {
 		t.Fatal("SEARCH did not wait for the indexer")
@@ -213,14 +199,7 @@ func TestTextIndexBackgroundSearchTakesOver(t *testing.T) {
 func TestTextIndexBackgroundShutdown(t *testing.T) {
 	e := backgroundEnv(t, 40)
 	g := textIndexGateOf(e.root())
-	first, release := pauseAfterFirstMessage(g)
-	c := e.login()
-	must(t, last(c.cmd("s", "SELECT INBOX")), "s OK")
-	select {
-	case <-first:
-	case <-time.After(bgWait):
-		t.Fatal("background indexer did not start")
-	}
+	_, release := selectPausedIndexer(t, e, g)
 	shutdown := make(chan error, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), bgWait)
 	defer cancel()
@@ -248,6 +227,22 @@ func TestTextIndexBackgroundShutdown(t *testing.T) {
 
 // pauseAfterFirstMessage makes g's background indexer signal first
 // after its first message and wait there until release is closed.
+// selectPausedIndexer SELECTs INBOX in a new session and waits until its
+// background indexer has indexed one message and is held there; closing
+// release lets it go on.
+func selectPausedIndexer(t *testing.T, e *testEnv, g *textIndexGate) (*client, chan struct{}) {
+	t.Helper()
+	first, release := pauseAfterFirstMessage(g)
+	c := e.login()
+	must(t, last(c.cmd("s", "SELECT INBOX")), "s OK")
+	select {
+	case <-first:
+	case <-time.After(bgWait):
+		t.Fatal("background indexer did not start")
+	}
+	return c, release
+}
+
 func pauseAfterFirstMessage(g *textIndexGate) (first chan struct{}, release chan struct{}) {
 	first, release = make(chan struct{}), make(chan struct{})
 	var once sync.Once
